@@ -1,0 +1,5 @@
+import sys
+
+from edgeseg.cli.main import main
+
+sys.exit(main())

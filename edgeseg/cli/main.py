@@ -1,0 +1,80 @@
+"""The ``edgeseg`` command: argparse with one module per subcommand, imported only when that one runs.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``main(args) -> int`` (Polygraphy's tool
+contract). A user error (:class:`edgeseg.errors.EdgesegError`) prints one line and exits 1; ``--verbose``
+shows the traceback of any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from edgeseg import __version__
+from edgeseg.errors import EdgesegError
+
+# name -> (module, one-line help). Modules are imported lazily, so `edgeseg models` never loads onnx and
+# `edgeseg run` (later) never loads torch.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs"),
+}
+
+
+def _build_parser(selected: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeseg", description="Real-time semantic segmentation: PyTorch → ONNX → TensorRT, measured.")
+    parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging and full tracebacks")
+        if name == selected:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
+    return parser
+
+
+def _selected_command(argv: list[str]) -> str | None:
+    for token in argv:
+        if token in SUBCOMMANDS:
+            return token
+        if not token.startswith("-"):
+            return None
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        parser = _build_parser(_selected_command(argv))
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+        if args.command is None:
+            parser.print_help()
+            return 1
+        return int(args._module.main(args) or 0)
+    except EdgesegError as exc:
+        if verbose:
+            raise
+        print(f"edgeseg: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("edgeseg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user error: still one line unless --verbose
+        if verbose:
+            raise
+        print(f"edgeseg: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Model metadata that travels with weights and bundles (classes, palette, normalisation, input size).
+
+Pure Python so the runtime can read it without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+# Cityscapes' 19 training classes and official palette (cityscapesScripts labels.py).
+CITYSCAPES_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)
+CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+IGNORE_INDEX = 255
+
+
+def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
+    """Cityscapes colours first, then a deterministic spread of distinct colours (VOC's bit trick)."""
+    palette = list(CITYSCAPES_PALETTE[:num_classes])
+    index = len(palette)
+    while len(palette) < num_classes:
+        r = g = b = 0
+        c = index
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette.append((r, g, b))
+        index += 1
+    return palette
+
+
+def default_classes(num_classes: int) -> list[str]:
+    """Cityscapes names when the count is 19, ``class_<i>`` otherwise."""
+    if num_classes == len(CITYSCAPES_CLASSES):
+        return list(CITYSCAPES_CLASSES)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+@dataclass
+class ModelMeta:
+    """What a deployed model needs besides its weights: label names, colours, preprocessing, deploy size."""
+
+    classes: list[str]
+    palette: list[tuple[int, int, int]]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    input_size: tuple[int, int] = (512, 1024)
+    ignore_index: int = IGNORE_INDEX
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @classmethod
+    def default(cls, num_classes: int, input_size: tuple[int, int] = (512, 1024)) -> ModelMeta:
+        return cls(classes=default_classes(num_classes), palette=default_palette(num_classes),
+                   input_size=tuple(input_size))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["palette"] = [list(c) for c in self.palette]
+        d["mean"], d["std"], d["input_size"] = list(self.mean), list(self.std), list(self.input_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelMeta:
+        return cls(
+            classes=list(d["classes"]),
+            palette=[tuple(int(v) for v in c) for c in d["palette"]],
+            mean=tuple(float(v) for v in d.get("mean", IMAGENET_MEAN)),
+            std=tuple(float(v) for v in d.get("std", IMAGENET_STD)),
+            input_size=tuple(int(v) for v in d.get("input_size", (512, 1024))),
+            ignore_index=int(d.get("ignore_index", IGNORE_INDEX)),
+            extra=dict(d.get("extra", {})),
+        )

@@ -1,0 +1,107 @@
+"""ResNet (He et al., CVPR 2016) with torchvision's state-dict names and output stride 8 / 16 / 32.
+
+Keys match ``torchvision.models.resnet*`` exactly (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so ImageNet
+weights saved from torchvision load with :func:`edgeseg.models.backbones.load_backbone_weights`. The
+classifier (``fc``) is not built; its keys are ignored on load. Output stride < 32 replaces the stride of the
+last stage(s) with dilation, as in DeepLab and torchvision's ``replace_stride_with_dilation``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, dilation, dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.downsample = _downsample(in_channels, channels, stride)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        out_channels = channels * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = nn.Conv2d(channels, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(in_channels, out_channels, stride)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+_DEPTHS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)),
+           50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3))}
+
+
+class ResNet(nn.Module):
+    """ResNet trunk returning the features of ``layer1..layer4`` (strides 4, 8, 16, 32 at output stride 32)."""
+
+    def __init__(self, depth: int = 18, output_stride: int = 32) -> None:
+        super().__init__()
+        if depth not in _DEPTHS:
+            raise ValueError(f"ResNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        block, counts = _DEPTHS[depth]
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        dilate_from = {32: 5, 16: 4, 8: 3}[output_stride]  # first stage index (2..4) that dilates instead
+        self._in = 64
+        self._dilation = 1
+        self.layer1 = self._stage(block, 64, counts[0], 1, False)
+        self.layer2 = self._stage(block, 128, counts[1], 2, dilate_from <= 2)
+        self.layer3 = self._stage(block, 256, counts[2], 2, dilate_from <= 3)
+        self.layer4 = self._stage(block, 512, counts[3], 2, dilate_from <= 4)
+        self.channels = tuple(c * block.expansion for c in (64, 128, 256, 512))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _stage(self, block, channels: int, count: int, stride: int, dilate: bool) -> nn.Sequential:
+        previous = self._dilation
+        if dilate:
+            self._dilation *= stride
+            stride = 1
+        layers = [block(self._in, channels, stride, previous)]
+        self._in = channels * block.expansion
+        layers += [block(self._in, channels, 1, self._dilation) for _ in range(1, count)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        c1 = self.layer1(x)
+        c2 = self.layer2(c1)
+        c3 = self.layer3(c2)
+        c4 = self.layer4(c3)
+        return [c1, c2, c3, c4]

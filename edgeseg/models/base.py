@@ -1,0 +1,45 @@
+"""The contract every segmentation model in the zoo follows."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgeseg.models.layers.ops import resize_to
+
+
+class SegmentationModel(nn.Module):
+    """Base class: eval ``forward`` returns logits ``(N, C, H, W)`` at input size; train returns a tuple.
+
+    Subclasses implement :meth:`forward_logits` returning ``(logits_at_input_size, aux_features)``, where
+    ``aux_features`` lines up with ``self.aux_heads`` (an ``nn.ModuleDict``). Everything used only in training
+    (the auxiliary/booster heads) lives under ``aux_heads`` and nowhere else, so the deploy graph and the
+    deploy parameter count simply leave that subtree out.
+    """
+
+    num_classes: int
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        self.num_classes = num_classes
+        self.aux_heads = nn.ModuleDict()
+
+    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor):
+        logits, aux_features = self.forward_logits(x)
+        if not self.training:
+            return logits
+        if len(aux_features) != len(self.aux_heads):
+            raise RuntimeError(f"{type(self).__name__}: {len(aux_features)} aux features for "
+                               f"{len(self.aux_heads)} aux heads")
+        size = x.shape[-2:]
+        aux = [resize_to(head(f), size) for head, f in zip(self.aux_heads.values(), aux_features)]
+        return (logits, *aux)
+
+    def deploy_parameters(self):
+        """Parameters of the deploy graph: everything except the training-only ``aux_heads``."""
+        return (p for name, p in self.named_parameters() if not name.startswith("aux_heads."))

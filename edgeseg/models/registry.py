@@ -1,0 +1,74 @@
+"""A flat model registry in the torchvision / timm style: ``@register_model`` on small keyword-only builders."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from edgeseg.errors import UnknownModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a model besides how to build it."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    paper: str
+    input_size: tuple[int, int]
+    family: str
+    realtime: bool = False
+    # Published figures the implementation is checked against (deploy graph, 19 classes): a parameter count,
+    # and/or FLOPs (multiply-adds, as papers count them) at an input size; and where they come from.
+    reference_params: float | None = None
+    reference_flops: tuple[float, tuple[int, int]] | None = None
+    reference_source: str = ""
+    default_kwargs: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(*, paper: str, input_size: tuple[int, int], family: str, realtime: bool = False,
+                   reference_params: float | None = None,
+                   reference_flops: tuple[float, tuple[int, int]] | None = None, reference_source: str = "",
+                   name: str | None = None, **default_kwargs):
+    """Decorator registering a builder ``fn(*, num_classes, **kwargs) -> nn.Module`` under ``name``."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        model_name = name or builder.__name__
+        if model_name in _REGISTRY:
+            raise ValueError(f"model {model_name!r} is already registered")
+        _REGISTRY[model_name] = ModelInfo(model_name, builder, paper, tuple(input_size), family, realtime,
+                                          reference_params, reference_flops, reference_source,
+                                          dict(default_kwargs))
+        return builder
+
+    return decorate
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style ``pattern``, real-time models first, then alphabetical."""
+    names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(names, key=lambda n: (not _REGISTRY[n].realtime, n))
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; an unknown name raises listing the valid ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model {name!r}; valid models: {', '.join(list_models())}") from None
+
+
+def build(name: str, *, num_classes: int, **kwargs) -> nn.Module:
+    """Build a model with random weights (no checkpoint handling; see :func:`edgeseg.models.create`)."""
+    info = model_info(name)
+    merged = {**info.default_kwargs, **kwargs}
+    return info.builder(num_classes=num_classes, **merged)
