@@ -49,13 +49,22 @@ def describe(name: str, num_classes: int, size: tuple[int, int] | None) -> dict:
     return row
 
 
+def _reference(ref: dict) -> str:
+    parts = []
+    if ref["params"]:
+        parts.append(f"{ref['params'] / 1e6:.3f}M params")
+    if ref["gmacs"]:
+        parts.append(f"{ref['gmacs']:.2f} GMACs at {'x'.join(map(str, ref['gmacs_input_size']))}")
+    return "; ".join(parts) or "-"
+
+
 def _table(rows: list[dict]) -> str:
-    head = ("model", "params", "GMACs", "GFLOPs", "at HxW", "default", "paper")
+    head = ("model", "params", "GMACs", "GFLOPs", "at HxW", "default", "reference figure", "paper")
     lines = [head]
     for r in rows:
         lines.append((r["name"], f"{r['params'] / 1e6:.3f}M", f"{r['gmacs']:.2f}", f"{r['gflops']:.2f}",
                       "x".join(map(str, r["input_size"])), "x".join(map(str, r["default_input_size"])),
-                      r["paper"].split(":")[0]))
+                      _reference(r["reference"]), r["paper"].split(":")[0]))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
