@@ -22,11 +22,10 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 IGNORE_INDEX = 255
 
 
-def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """Cityscapes colours first, then a deterministic spread of distinct colours (VOC's bit trick)."""
-    palette = list(CITYSCAPES_PALETTE[:num_classes])
-    index = len(palette)
-    while len(palette) < num_classes:
+def voc_colormap(num_classes: int, start: int = 0) -> list[tuple[int, int, int]]:
+    """Pascal VOC's colour map (the bits of the index spread over R, G, B), entries ``start..``."""
+    colours = []
+    for index in range(start, start + num_classes):
         r = g = b = 0
         c = index
         for bit in range(8):
@@ -34,9 +33,14 @@ def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
             g |= ((c >> 1) & 1) << (7 - bit)
             b |= ((c >> 2) & 1) << (7 - bit)
             c >>= 3
-        palette.append((r, g, b))
-        index += 1
-    return palette
+        colours.append((r, g, b))
+    return colours
+
+
+def default_palette(num_classes: int) -> list[tuple[int, int, int]]:
+    """Cityscapes colours first, then VOC's colour map for any further classes."""
+    palette = list(CITYSCAPES_PALETTE[:num_classes])
+    return palette + voc_colormap(num_classes - len(palette), start=len(palette))
 
 
 def default_classes(num_classes: int) -> list[str]:

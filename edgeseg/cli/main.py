@@ -19,6 +19,8 @@ from edgeseg.errors import EdgesegError
 # `edgeseg run` (later) never loads torch.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs"),
+    "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
+    "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint: mIoU, pixel accuracy, per-class IoU"),
 }
 
 

@@ -1,0 +1,40 @@
+"""Evaluate a torch model on a dataset split: one confusion matrix over the whole split."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from edgeseg.data.base import SegmentationSource
+from edgeseg.data.torch_dataset import to_tensor
+from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
+from edgeseg.progress import Progress
+
+
+@torch.no_grad()
+def evaluate_model(model: torch.nn.Module, source: SegmentationSource, *, num_classes: int, mean, std,
+                   device: torch.device | str = "cpu", max_images: int | None = None, rank: int = 0,
+                   world_size: int = 1, boundary: bool = False, progress: bool = False) -> ConfusionMatrix:
+    """Run ``model`` (eval mode, full images, batch 1) over the split; each rank takes every
+    ``world_size``-th image. Returns the confusion matrix (``.boundary`` holds the boundary F-score)."""
+    was_training = model.training
+    model.eval()
+    count = len(source) if max_images is None else min(max_images, len(source))
+    indices = range(rank, count, world_size)
+    cm = ConfusionMatrix(num_classes, source.ignore_index)
+    bf = BoundaryFScore() if boundary else None
+    bar = Progress(len(indices), f"eval {source.name}", enabled=progress)
+    try:
+        for i in indices:
+            image, label = source[i]
+            x = to_tensor(image, mean, std)[None].to(device)
+            pred = model(x).argmax(1)[0].cpu().numpy().astype(np.int64)
+            cm.update(pred, label)
+            if bf is not None:
+                bf.update(pred, label)
+            bar.update()
+    finally:
+        bar.close()
+        model.train(was_training)
+    cm.boundary = bf.compute() if bf is not None else None
+    return cm

@@ -1,0 +1,63 @@
+"""A small progress display for long work (training, calibration, benchmarks): a live bar on a terminal,
+periodic log lines otherwise. Pure Python."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+log = logging.getLogger("edgeseg.progress")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h:d}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Progress:
+    def __init__(self, total: int, desc: str = "", *, start: int = 0, stream=None, log_interval: float = 10.0,
+                 enabled: bool = True) -> None:
+        self.total, self.desc, self.count = total, desc, start
+        self.stream = stream or sys.stderr
+        self.live = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = enabled
+        self.log_interval = log_interval
+        self._start_count = start
+        self._t0 = self._last_log = time.monotonic()
+        self.postfix: dict = {}
+
+    def eta(self) -> float:
+        done = self.count - self._start_count
+        if done <= 0:
+            return float("nan")
+        return (time.monotonic() - self._t0) / done * (self.total - self.count)
+
+    def line(self) -> str:
+        frac = self.count / self.total if self.total else 1.0
+        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+        eta = self.eta()
+        extra = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.postfix.items())
+        eta_text = _duration(eta) if eta == eta else "?"
+        return (f"{self.desc} [{bar}] {self.count}/{self.total} elapsed {_duration(time.monotonic() - self._t0)}"
+                f" eta {eta_text} {extra}").rstrip()
+
+    def update(self, n: int = 1, **postfix) -> None:
+        self.count += n
+        self.postfix.update(postfix)
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.live:
+            self.stream.write("\r" + self.line()[:200])
+            self.stream.flush()
+        elif now - self._last_log >= self.log_interval or self.count >= self.total:
+            log.info(self.line())
+            self._last_log = now
+
+    def close(self) -> None:
+        if self.enabled and self.live:
+            self.stream.write("\n")
+            self.stream.flush()

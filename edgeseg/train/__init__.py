@@ -1,0 +1,1 @@
+"""Training: losses, schedules, the trainer, and torchrun / DDP support."""
