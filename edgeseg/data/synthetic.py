@@ -32,10 +32,10 @@ class _Canvas:
     def _texture(self, shape, amplitude: float, cell: int) -> np.ndarray:
         """Low-frequency multiplicative texture (blocky noise, smoothed) plus fine grain."""
         h, w = shape
-        coarse = self.rng.normal(0, 1, (h // cell + 2, w // cell + 2)).astype(np.float32)
+        coarse = self.rng.standard_normal((h // cell + 2, w // cell + 2), dtype=np.float32)
         tex = np.repeat(np.repeat(coarse, cell, 0), cell, 1)[:h, :w]
         tex = (tex + np.roll(tex, cell // 2, 0) + np.roll(tex, cell // 2, 1)) / 3
-        return 1 + amplitude * tex + 0.5 * amplitude * self.rng.normal(0, 1, (h, w)).astype(np.float32)
+        return 1 + amplitude * tex + 0.5 * amplitude * self.rng.standard_normal((h, w), dtype=np.float32)
 
     def paint(self, mask: np.ndarray, y0: int, x0: int, color, cls: int, texture: float = 0.06,
               cell: int = 8) -> None:
@@ -46,11 +46,17 @@ class _Canvas:
         if ya >= yb or xa >= xb:
             return
         m = mask[ya - y0:yb - y0, xa - x0:xb - x0]
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if rows.size == 0:
+            return
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # shrink to the mask's bounding box
+        m = m[r0:r1, c0:c1]
+        ya, xa = ya + r0, xa + c0
         tex = self._texture(m.shape, texture, cell)[..., None]
-        region = self.img[ya:yb, xa:xb]
-        region[m] = (np.asarray(color, np.float32) * tex)[m]
+        region = self.img[ya:ya + m.shape[0], xa:xa + m.shape[1]]
+        np.copyto(region, np.asarray(color, np.float32) * tex, where=m[..., None])
         if cls >= 0:
-            self.lab[ya:yb, xa:xb][m] = cls
+            np.copyto(self.lab[ya:ya + m.shape[0], xa:xa + m.shape[1]], np.uint8(cls), where=m)
 
     def rect(self, y0, y1, x0, x1, color, cls, **kw) -> None:
         y0, y1, x0, x1 = int(y0), int(y1), int(x0), int(x1)
@@ -85,7 +91,7 @@ def _draw_background(c: _Canvas, horizon: int) -> None:
     bottom = _grey(rng, 185, 235) if overcast else np.array([rng.uniform(150, 200), rng.uniform(190, 225), 245.0])
     t = np.linspace(0, 1, max(horizon, 1), dtype=np.float32)[:, None, None]
     c.img[:horizon] = (top * (1 - t) + bottom * t)[:, :, :]
-    c.img[:horizon] *= 1 + 0.02 * rng.normal(0, 1, (horizon, w, 1)).astype(np.float32)
+    c.img[:horizon] *= 1 + 0.02 * rng.standard_normal((horizon, w, 1), dtype=np.float32)
     c.lab[:horizon] = SKY
     # Buildings: a skyline of facades with window grids; gaps show the sky.
     x = int(rng.uniform(-0.1, 0.05) * w)
@@ -97,10 +103,12 @@ def _draw_background(c: _Canvas, horizon: int) -> None:
             c.rect(top_y, horizon + int(0.04 * h), x, x + bw, color, BUILDING, texture=0.05, cell=16)
             win = max(3, int(bw * rng.uniform(0.06, 0.12)))
             gap = int(win * rng.uniform(1.4, 2.2))
-            shade = rng.uniform(0.45, 1.35)
-            for wy in range(top_y + gap // 2, horizon - win, gap):
-                for wx in range(x + gap // 2, x + bw - win, gap):
-                    c.rect(wy, wy + win, wx, wx + max(2, int(win * 0.8)), color * shade, BUILDING, texture=0.1)
+            win_w = max(2, int(win * 0.8))
+            rows = np.arange(top_y, horizon)[:, None]
+            cols = np.arange(x, x + bw)[None, :]
+            grid = ((rows - top_y - gap // 2) % gap < win) & ((cols - x - gap // 2) % gap < win_w)
+            grid &= (rows >= top_y + gap // 2) & (rows < horizon - win) & (cols >= x + gap // 2) & (cols < x + bw - win)
+            c.paint(grid, top_y, x, color * rng.uniform(0.45, 1.35), BUILDING, texture=0.1)
         x += bw + (int(rng.uniform(0.0, 0.08) * w) if rng.random() < 0.4 else 0)
 
 
@@ -124,12 +132,11 @@ def _draw_ground(c: _Canvas, horizon: int) -> tuple[np.ndarray, np.ndarray, np.n
     c.paint(road, 0, 0, _grey(rng, 75, 125, 6), ROAD, texture=0.05, cell=12)
     beyond = below & ~road & ~walk  # far outside the sidewalk: hedges and grass
     c.paint(beyond, 0, 0, _jitter(rng, (70, 110, 45), 15), VEGETATION, texture=0.15, cell=4)
-    # Lane markings (still road) and kerb lines (still sidewalk).
-    for y in range(horizon + 2, h, 2):
-        d = depth[y]
-        if int((y - horizon) / max(4, 40 * d + 2)) % 2 == 0:
-            half = max(1, int(4 * d))
-            c.rect(y, y + 2, vx - half, vx + half, (225, 225, 215), ROAD, texture=0.02)
+    # Dashed centre line (still road): dash length and width grow with depth.
+    period = np.maximum(4, 40 * depth + 2)
+    dashes = below & ((((yy - horizon) / period[:, None]).astype(int) % 2) == 0)
+    dashes = dashes & (np.abs(xx - vx) < np.maximum(1, (4 * depth).astype(int))[:, None])
+    c.paint(dashes, 0, 0, (225, 225, 215), ROAD, texture=0.02)
     return left, right, depth
 
 
@@ -189,7 +196,7 @@ def _finish(c: _Canvas, horizon: int) -> np.ndarray:
         k = int(rng.integers(1, 3))
         pad = np.pad(img, ((k, k), (k, k), (0, 0)), mode="edge")
         img = sum(pad[dy:dy + h, dx:dx + w] for dy in range(2 * k + 1) for dx in range(2 * k + 1)) / (2 * k + 1) ** 2
-    img = img + rng.normal(0, rng.uniform(2, 9), img.shape)
+    img = img + rng.uniform(2, 9) * rng.standard_normal(img.shape, dtype=np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

@@ -28,19 +28,8 @@ def create(name: str, *, num_classes: int | None = None, weights: str | os.PathL
     the classifier tensors are dropped with a warning and the rest is loaded (fine-tuning on new classes).
     Model kwargs stored in the checkpoint apply unless overridden here.
     """
-    info = model_info(name)
     ckpt = load_checkpoint(weights) if weights is not None else None
-    if ckpt is not None and ckpt.get("model") not in (None, name):
-        raise CheckpointError(f"{weights} holds a {ckpt['model']!r} model, not {name!r}")
-    ckpt_classes = ckpt.get("num_classes") if ckpt else None
-    if num_classes is None:
-        num_classes = ckpt_classes or DEFAULT_NUM_CLASSES
-    model_kwargs = {**(ckpt.get("kwargs", {}) if ckpt else {}), **kwargs}
-    model = build(info.name, num_classes=num_classes, **model_kwargs)
-    if ckpt is not None:
-        mismatch = ckpt_classes is not None and ckpt_classes != num_classes
-        load_state(model, ckpt["state_dict"], source=str(weights), allow_head_mismatch=mismatch)
-    return model
+    return _create_from(name, ckpt, str(weights), num_classes, kwargs)
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelMeta, str]:
@@ -48,8 +37,22 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelMeta, str]:
     ckpt = load_checkpoint(path)
     if "model" not in ckpt:
         raise CheckpointError(f"{path} is a bare state dict; use create(name, weights=...) to say which model")
-    model = create(ckpt["model"], weights=path)
-    return model, ckpt["meta"], ckpt["model"]
+    return _create_from(ckpt["model"], ckpt, str(path), None, {}), ckpt["meta"], ckpt["model"]
+
+
+def _create_from(name: str, ckpt: dict | None, source: str, num_classes: int | None, kwargs: dict) -> nn.Module:
+    info = model_info(name)
+    if ckpt is not None and ckpt.get("model") not in (None, name):
+        raise CheckpointError(f"{source} holds a {ckpt['model']!r} model, not {name!r}")
+    ckpt_classes = ckpt.get("num_classes") if ckpt else None
+    if num_classes is None:
+        num_classes = ckpt_classes or DEFAULT_NUM_CLASSES
+    model_kwargs = {**(ckpt.get("kwargs", {}) if ckpt else {}), **kwargs}
+    model = build(info.name, num_classes=num_classes, **model_kwargs)
+    if ckpt is not None:
+        mismatch = ckpt_classes is not None and ckpt_classes != num_classes
+        load_state(model, ckpt["state_dict"], source=source, allow_head_mismatch=mismatch)
+    return model
 
 
 __all__ = ["DEFAULT_NUM_CLASSES", "ModelInfo", "ModelMeta", "SegmentationModel", "build", "count_flops",

@@ -23,7 +23,7 @@ class TrainConfig:
     out: str = "runs/train"
     iters: int = 2000
     batch_size: int = 8
-    crop: tuple[int, int] = (256, 512)
+    crop: tuple[int, int] | None = None  # None: 128x256 on synthetic scenes (CPU-friendly), else 512x1024
     scales: tuple[float, float] = (0.5, 2.0)
     jitter: float = 0.3
     optimizer: str = "sgd"  # sgd | adamw
@@ -59,6 +59,8 @@ class TrainConfig:
         for name in ("iters", "batch_size", "accumulate", "checkpoint_every", "val_every", "log_every"):
             if getattr(self, name) < 1:
                 raise EdgesegError(f"{name} must be at least 1")
+        if self.crop is None:
+            self.crop = (128, 256) if self.data.startswith("synthetic") else (512, 1024)
         if min(self.crop) < 16:
             raise EdgesegError(f"crop must be at least 16x16, got {self.crop}")
 
@@ -68,11 +70,12 @@ class TrainConfig:
 
 def _coerce(name: str, value, current):
     """Convert a YAML/CLI value to the type of the field's current value."""
+    if name == "crop" and isinstance(value, str):
+        value = value.lower().replace("x", ",").split(",")
+    if name == "crop" and isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
     if isinstance(current, tuple) and isinstance(value, (list, tuple)):
         return tuple(type(current[0])(v) for v in value)
-    if isinstance(current, tuple) and isinstance(value, str):
-        parts = value.lower().replace("x", ",").split(",")
-        return tuple(type(current[0])(p) for p in parts)
     if isinstance(current, bool) and isinstance(value, str):
         return value.lower() in ("1", "true", "yes", "on")
     if isinstance(current, (int, float)) and not isinstance(current, bool) and value is not None:
