@@ -28,8 +28,9 @@ from edgeseg.train.trainer import BEST, Trainer
 log = logging.getLogger("benchmarks.train_synthetic")
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "train_synthetic.json"
-RECIPE = dict(data="synthetic", crop=(128, 256), batch_size=16, lr=0.05, loss="ohem", warmup=50,
-              val_every=10**9, checkpoint_every=10**9, workers=2, seed=0)
+RECIPE = dict(data="synthetic", crop=(128, 256), scales=(0.75, 1.5), batch_size=16, optimizer="adamw", lr=3e-3,
+              weight_decay=1e-4, loss="ohem", warmup=20, val_every=10**9, checkpoint_every=10**9, workers=2,
+              seed=0)
 
 
 def main(argv: list[str] | None = None) -> int:

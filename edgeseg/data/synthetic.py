@@ -164,16 +164,16 @@ def _draw_car(c: _Canvas, base_y: float, x: float, scale: float) -> None:
 
 def _draw_person(c: _Canvas, base_y: float, x: float, scale: float) -> None:
     rng = c.rng
-    height = scale * rng.uniform(1.6, 1.9)
+    height = scale * rng.uniform(1.7, 2.1)
     shirt, trousers = _jitter(rng, rng.uniform(30, 220, 3), 10), _jitter(rng, (50, 50, 70), 20)
-    c.rect(base_y - 0.5 * height, base_y, x - 0.1 * scale, x + 0.1 * scale, trousers, PERSON, texture=0.05)
-    c.ellipse(base_y - 0.68 * height, x, 0.2 * height, 0.15 * scale, shirt, PERSON, texture=0.05)
+    c.rect(base_y - 0.5 * height, base_y, x - 0.14 * scale, x + 0.14 * scale, trousers, PERSON, texture=0.05)
+    c.ellipse(base_y - 0.68 * height, x, 0.2 * height, 0.2 * scale, shirt, PERSON, texture=0.05)
     c.ellipse(base_y - 0.92 * height, x, 0.07 * height, 0.1 * scale, _jitter(rng, (200, 160, 130), 25), PERSON)
 
 
 def _draw_pole(c: _Canvas, base_y: float, x: float, scale: float) -> None:
     rng = c.rng
-    half = max(0.6, 0.06 * scale)
+    half = max(1.2, 0.1 * scale)
     top = base_y - rng.uniform(3.0, 5.0) * scale
     c.rect(top, base_y, x - half, x + half, _grey(rng, 60, 140, 5), POLE, texture=0.04)
     if rng.random() < 0.5:  # a sign board on the pole, labelled pole as in our class set
@@ -214,9 +214,9 @@ def render_scene(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.nd
         y = rng.uniform(horizon + 4, h + 0.1 * h)
         d = depth[min(int(y), h - 1)]
         objects.append((y, "car", rng.uniform(left[min(int(y), h - 1)], right[min(int(y), h - 1)]), unit * d))
-    for kind, count in (("person", rng.integers(1, 8)), ("pole", rng.integers(1, 5)), ("tree", rng.integers(0, 4))):
+    for kind, count in (("person", rng.integers(3, 11)), ("pole", rng.integers(2, 7)), ("tree", rng.integers(0, 4))):
         for _ in range(count):
-            y = rng.uniform(horizon + 2, h)
+            y = horizon + 2 + (h - horizon - 2) * np.sqrt(rng.random())  # more of them near the camera
             row = min(int(y), h - 1)
             on_left = rng.random() < 0.5
             edge = left[row] if on_left else right[row]
