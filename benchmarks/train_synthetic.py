@@ -49,11 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         log.info("== %s: %.1f min on synthetic scenes", name, args.minutes)
         # The poly schedule needs a length: estimate it from a short timing run so the LR decays to ~0
         # inside the budget, as a real schedule would.
-        probe = Trainer(TrainConfig(model=name, out=str(args.runs / f"{name}_probe"), iters=6, **RECIPE))
-        t0 = time.monotonic()
-        probe.run(stop_at=6)
-        seconds_per_iter = (time.monotonic() - t0) / 6
+        probe_dir = args.runs / f"{name}_probe"
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        Trainer(TrainConfig(model=name, out=str(probe_dir), iters=8, log_every=1, val_max_images=1,
+                            **RECIPE)).run()
+        times = {r["iter"]: r["time_s"] for r in map(json.loads, (probe_dir / "metrics.jsonl").open())
+                 if "time_s" in r}
+        seconds_per_iter = (times[8] - times[2]) / 6  # steady state, after data-loader start-up
         iters = max(50, int(args.minutes * 60 / seconds_per_iter * 0.95))
+        shutil.rmtree(args.runs / name, ignore_errors=True)
         config = TrainConfig(model=name, out=str(args.runs / name), iters=min(iters, args.iters),
                              max_minutes=args.minutes, **RECIPE)
         trainer = Trainer(config)

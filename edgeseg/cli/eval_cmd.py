@@ -10,12 +10,15 @@ from edgeseg.cli.args import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="an edgeseg checkpoint (.pt)")
+    parser.add_argument("model", help="an edgeseg checkpoint (.pt), a bundle folder, or an .onnx file")
     parser.add_argument("--data", default="synthetic", help="data spec (default synthetic)")
     parser.add_argument("--split", default="val", help="dataset split (default val)")
     parser.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--boundary", action="store_true", help="also report the boundary F-score")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda for torch (default auto)")
+    parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
+                        help="for a bundle: which backend runs it (default auto = ONNX Runtime)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -32,33 +35,68 @@ def format_table(scores: dict, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> int:
+def _evaluate_checkpoint(args, source):
     import torch
 
-    from edgeseg.data import open_dataset
     from edgeseg.errors import EdgesegError
     from edgeseg.evaluate import evaluate_model
-    from edgeseg.metrics import scores_from_confusion
     from edgeseg.models import load_model
 
-    model, meta, name = load_model(args.checkpoint)
-    source = open_dataset(args.data, args.split)
+    model, meta, name = load_model(args.model)
     if source.num_classes != meta.num_classes:
-        raise EdgesegError(f"{args.checkpoint} predicts {meta.num_classes} classes, {args.data} has "
-                           f"{source.num_classes}")
+        raise EdgesegError(f"{args.model} predicts {meta.num_classes} classes, {args.data} has {source.num_classes}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     cm = evaluate_model(model.to(device), source, num_classes=meta.num_classes, mean=meta.mean, std=meta.std,
                         device=device, max_images=args.max_images, boundary=args.boundary, progress=True)
+    return cm, meta.classes, name, "torch"
+
+
+def _evaluate_runner(args, source):
+    from pathlib import Path
+
+    from edgeseg.errors import EdgesegError
+    from edgeseg.runtime.bundle import is_bundle, open_bundle
+    from edgeseg.runtime.evaluate import evaluate_runner
+    from edgeseg.runtime.load import load_runner
+
+    path = Path(args.model)
+    classes, name = source.classes, path.stem
+    if is_bundle(path):
+        model = open_bundle(path).model
+        classes, name = model["classes"], model["name"]
+        if len(classes) != source.num_classes:
+            raise EdgesegError(f"{path} predicts {len(classes)} classes, {args.data} has {source.num_classes}")
+    runner = load_runner(path, args.backend, threads=args.threads)
+    with runner:
+        cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=args.max_images,
+                             boundary=args.boundary, progress=True)
+    return cm, classes, name, runner.backend
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.data import open_dataset
+    from edgeseg.metrics import scores_from_confusion
+
+    source = open_dataset(args.data, args.split)
+    is_checkpoint = args.model.endswith((".pt", ".pth"))
+    if is_checkpoint and args.backend == "onnxruntime":
+        from edgeseg.errors import EdgesegError
+
+        raise EdgesegError(f"{args.model} is a checkpoint; export it to evaluate with ONNX Runtime")
+    cm, classes, name, backend = (_evaluate_checkpoint if is_checkpoint else _evaluate_runner)(args, source)
     scores = scores_from_confusion(cm.matrix)
     if cm.boundary:
         scores.update(cm.boundary)
-    result = {"model": name, "checkpoint": str(args.checkpoint), "data": args.data, "split": args.split,
-              "images": min(len(source), args.max_images or len(source)), "classes": meta.classes, **scores}
+    images = min(len(source), args.max_images or len(source))
+    result = {"model": name, "path": str(args.model), "backend": backend, "data": args.data, "split": args.split,
+              "images": images, "classes": list(classes), **scores}
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"{name} on {source.name} ({result['images']} images)")
-        print(format_table(scores, meta.classes))
+        print(f"{name} ({backend}) on {source.name} ({images} images)")
+        print(format_table(scores, list(classes)))
     return 0

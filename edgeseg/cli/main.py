@@ -20,7 +20,9 @@ from edgeseg.errors import EdgesegError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
-    "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint: mIoU, pixel accuracy, per-class IoU"),
+    "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
+    "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),
+    "lint": ("edgeseg.cli.lint_cmd", "check an ONNX file against TensorRT's ONNX parser"),
 }
 
 

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder for checkpoints and logs")
     parser.add_argument("--iters", type=positive_int, help="optimizer steps (default 2000)")
     parser.add_argument("--batch-size", type=positive_int, help="images per step and rank (default 8)")
-    parser.add_argument("--crop", type=input_size, metavar="HxW", help="training crop (default 128x256 on synthetic, 512x1024 otherwise)")
+    parser.add_argument("--crop", type=input_size, metavar="HxW",
+                        help="training crop (default 128x256 on synthetic, 512x1024 otherwise)")
     parser.add_argument("--lr", type=float, help="base learning rate (default 3e-3, AdamW)")
     parser.add_argument("--minutes", type=float, help="stop after this much training time")
     parser.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")

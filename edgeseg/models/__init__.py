@@ -49,6 +49,7 @@ def _create_from(name: str, ckpt: dict | None, source: str, num_classes: int | N
         num_classes = ckpt_classes or DEFAULT_NUM_CLASSES
     model_kwargs = {**(ckpt.get("kwargs", {}) if ckpt else {}), **kwargs}
     model = build(info.name, num_classes=num_classes, **model_kwargs)
+    model.build_kwargs = dict(model_kwargs)  # what save_checkpoint records to rebuild it
     if ckpt is not None:
         mismatch = ckpt_classes is not None and ckpt_classes != num_classes
         load_state(model, ckpt["state_dict"], source=source, allow_head_mismatch=mismatch)

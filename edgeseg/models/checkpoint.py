@@ -24,14 +24,17 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, name: str, kwargs: dict | None = None,
                     meta: ModelMeta | None = None, extra: dict | None = None) -> Path:
-    """Write ``model``'s weights with everything needed to rebuild it; atomic (temp file + rename)."""
+    """Write ``model``'s weights with everything needed to rebuild it; atomic (temp file + rename).
+
+    ``kwargs`` default to those :func:`edgeseg.models.create` recorded on the model.
+    """
     num_classes = getattr(model, "num_classes", None)
     meta = meta or ModelMeta.default(num_classes or 19)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": name,
-        "kwargs": dict(kwargs or {}),
+        "kwargs": dict(kwargs if kwargs is not None else getattr(model, "build_kwargs", {})),
         "num_classes": num_classes,
         "meta": meta.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

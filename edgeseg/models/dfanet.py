@@ -125,14 +125,14 @@ class DFANet(SegmentationModel):
         return resize_to(logits, x.shape[-2:]), []
 
 
-@register_model(paper=PAPER, input_size=(1024, 1024), family="dfanet", realtime=True,
+@register_model(paper=PAPER, size_divisor=64, input_size=(1024, 1024), family="dfanet", realtime=True,
                 reference_flops=(3.4e9, (1024, 1024)), reference_source="paper, DFANet A at 1024×1024")
 def dfanet_a(*, num_classes: int, **kwargs) -> DFANet:
     """DFANet A, XceptionA backbones (paper: Cityscapes test 71.3 mIoU, 100 FPS on a Titan X)."""
     return DFANet(num_classes, variant="A", **kwargs)
 
 
-@register_model(paper=PAPER, input_size=(1024, 1024), family="dfanet", realtime=True,
+@register_model(paper=PAPER, size_divisor=64, input_size=(1024, 1024), family="dfanet", realtime=True,
                 reference_flops=(2.1e9, (1024, 1024)), reference_source="paper, DFANet B at 1024×1024")
 def dfanet_b(*, num_classes: int, **kwargs) -> DFANet:
     """DFANet B, XceptionB backbones (paper: Cityscapes test 67.1 mIoU, 120 FPS on a Titan X)."""

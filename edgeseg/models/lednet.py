@@ -126,7 +126,7 @@ class LEDNet(SegmentationModel):
         return resize_to(logits, x.shape[-2:], align_corners=True), []
 
 
-@register_model(paper=PAPER, input_size=(512, 1024), family="lednet", realtime=True,
+@register_model(paper=PAPER, size_divisor=8, input_size=(512, 1024), family="lednet", realtime=True,
                 reference_params=0.917e6, reference_source="ref impl xiaoyufenfei/Efficient-Segmentation-Networks")
 def lednet(*, num_classes: int, **kwargs) -> LEDNet:
     """LEDNet (paper: Cityscapes test 70.6 mIoU, 71 FPS on a GTX 1080 Ti at 1024×512)."""

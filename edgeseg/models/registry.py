@@ -29,6 +29,7 @@ class ModelInfo:
     reference_params: float | None = None
     reference_flops: tuple[float, tuple[int, int]] | None = None
     reference_source: str = ""
+    size_divisor: int = 32  # input sides must be multiples of this (the deepest stride) to export
     default_kwargs: dict = field(default_factory=dict)
 
 
@@ -38,7 +39,7 @@ _REGISTRY: dict[str, ModelInfo] = {}
 def register_model(*, paper: str, input_size: tuple[int, int], family: str, realtime: bool = False,
                    reference_params: float | None = None,
                    reference_flops: tuple[float, tuple[int, int]] | None = None, reference_source: str = "",
-                   name: str | None = None, **default_kwargs):
+                   size_divisor: int = 32, name: str | None = None, **default_kwargs):
     """Decorator registering a builder ``fn(*, num_classes, **kwargs) -> nn.Module`` under ``name``."""
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -46,7 +47,7 @@ def register_model(*, paper: str, input_size: tuple[int, int], family: str, real
         if model_name in _REGISTRY:
             raise ValueError(f"model {model_name!r} is already registered")
         _REGISTRY[model_name] = ModelInfo(model_name, builder, paper, tuple(input_size), family, realtime,
-                                          reference_params, reference_flops, reference_source,
+                                          reference_params, reference_flops, reference_source, size_divisor,
                                           dict(default_kwargs))
         return builder
 

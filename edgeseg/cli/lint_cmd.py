@@ -1,0 +1,28 @@
+"""``edgeseg lint FILE.onnx``: check an ONNX file against TensorRT 10.x / 11.x's parser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("onnx", help="an .onnx file (or a bundle folder: its model.onnx)")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgeseg.export.lint import lint_file
+    from edgeseg.runtime.bundle import open_bundle
+
+    path = Path(args.onnx)
+    if path.is_dir():
+        bundle = open_bundle(path)
+        path = bundle.path(bundle.find("onnx") or "model.onnx")
+    report = lint_file(path)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+    failed = bool(report.errors) or (args.strict and bool(report.warnings))
+    return 1 if failed else 0

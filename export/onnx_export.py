@@ -1,0 +1,56 @@
+"""torch → ONNX with the dynamo exporter (default) or the TorchScript one, static spatial size."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.deploy import INPUT_NAME, DeployModel
+from edgeseg.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def export_onnx(deploy: DeployModel, path: str | Path, *, input_size: tuple[int, int], batch: int = 1,
+                dynamic_batch: bool = False, opset: int = 18, exporter: str = "dynamo") -> int:
+    """Write ``deploy`` as ONNX to ``path`` (atomically); returns the opset actually written.
+
+    Spatial size is always static (see ARCHITECTURE §4: dynamic H/W can freeze pooling silently); the batch
+    is static unless ``dynamic_batch``.
+    """
+    import onnx
+
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # per-rewrite INFO lines from the exporter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    h, w = input_size
+    example = torch.zeros(batch if not dynamic_batch else 2, h, w, 3, dtype=torch.uint8)
+    names = list(deploy.outputs)
+    deploy.eval()
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
+            program = torch.onnx.export(deploy, (example,), dynamo=True, opset_version=opset, verbose=False,
+                                        input_names=[INPUT_NAME], output_names=names, dynamic_shapes=shapes,
+                                        optimize=True)
+            if program is None:
+                raise EdgesegError("the dynamo exporter returned no program")
+            proto = program.model_proto
+        elif exporter == "torchscript":
+            axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}} if dynamic_batch else None
+            torch.onnx.export(deploy, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=names, dynamic_axes=axes,
+                              do_constant_folding=True)
+            proto = onnx.load(str(tmp))
+        else:
+            raise EdgesegError(f"unknown exporter {exporter!r}; choose dynamo or torchscript")
+        proto.producer_name = "edgeseg"
+        onnx.save(proto, str(tmp))
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if written != opset:
+        log.warning("asked for opset %d, the %s exporter wrote opset %d", opset, exporter, written)
+    return int(written)

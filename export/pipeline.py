@@ -1,0 +1,162 @@
+"""``edgeseg export``: checkpoint (or registry model) → verified, linted ONNX bundle, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg import __version__
+from edgeseg.errors import EdgesegError
+from edgeseg.export.deploy import INPUT_NAME, DeployModel
+from edgeseg.export.lint import lint_model, load_onnx
+from edgeseg.export.onnx_export import export_onnx
+from edgeseg.export.simplify import simplify_onnx
+from edgeseg.export.verify import verify_onnx
+from edgeseg.fileio import atomic_path, make_dir_readable
+from edgeseg.meta import ModelMeta
+from edgeseg.models import create, load_model, model_info, save_checkpoint
+from edgeseg.runtime.bundle import Bundle, sha256_file
+from edgeseg.runtime.environment import package_versions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportOptions:
+    input_size: tuple[int, int] | None = None
+    batch: int = 1
+    dynamic_batch: bool = False
+    opset: int = 18
+    outputs: tuple[str, ...] = ("labels",)
+    exporter: str = "dynamo"
+    simplify: str = "onnxsim"
+    min_agreement: float = 0.999
+    data: str | None = None
+    data_images: int = 8
+    num_classes: int | None = None
+
+
+def check_input_size(name: str, size: tuple[int, int]) -> None:
+    divisor = model_info(name).size_divisor
+    h, w = size
+    if h % divisor or w % divisor:
+        fit = (max(divisor, round(h / divisor) * divisor), max(divisor, round(w / divisor) * divisor))
+        raise EdgesegError(f"input size {h}x{w} does not fit {name}: both sides must be multiples of {divisor} "
+                           f"(its output stride); try {fit[0]}x{fit[1]}")
+
+
+def _resolve_model(model_name: str | None, checkpoint: str | None, num_classes: int | None):
+    if checkpoint:
+        model, meta, name = load_model(checkpoint)
+        if model_name and model_name != name:
+            raise EdgesegError(f"{checkpoint} holds a {name!r} model, not {model_name!r}")
+        return model, meta, name, {"checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint)}
+    if not model_name:
+        raise EdgesegError("give --model NAME or --checkpoint FILE")
+    info = model_info(model_name)
+    model = create(model_name, num_classes=num_classes)
+    log.warning("exporting %s with random weights (no --checkpoint)", model_name)
+    return model, ModelMeta.default(model.num_classes, info.input_size), model_name, {"checkpoint": None}
+
+
+def _data_images(spec: str, count: int, size: tuple[int, int]) -> list:
+    from edgeseg.data import open_dataset
+    from edgeseg.runtime.preprocess import resize_image
+
+    source = open_dataset(spec, "val")
+    return [resize_image(source[i][0], size) for i in range(min(count, len(source)))]
+
+
+@contextlib.contextmanager
+def _staging_dir(out: Path):
+    """A temporary folder beside ``out`` that replaces ``out`` on success and vanishes on failure."""
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise EdgesegError(f"cannot write to {parent}: {exc.strerror or exc}") from exc
+    try:
+        yield tmp
+        make_dir_readable(tmp)
+        if out.exists():
+            if not (out / "manifest.json").is_file() and any(out.iterdir()):
+                raise EdgesegError(f"{out} exists and is not a bundle; refusing to replace it")
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, checkpoint: str | None = None,
+                  options: ExportOptions | None = None) -> Bundle:
+    """Export, simplify, lint and verify; write ``out/`` with ``model.onnx``, ``model.pt``, ``manifest.json``
+    and ``verify.json``. Fails (leaving no partial bundle) when label agreement is below the minimum or the
+    lint finds errors."""
+    opts = options or ExportOptions()
+    model, meta, name, source = _resolve_model(model_name, checkpoint, opts.num_classes)
+    size = tuple(opts.input_size or meta.input_size or model_info(name).input_size)
+    check_input_size(name, size)
+    meta.input_size = size
+    deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=opts.outputs)
+    images = _data_images(opts.data, opts.data_images, size) if opts.data else None
+    out = Path(out)
+    with _staging_dir(out) as tmp:
+        t0 = time.perf_counter()
+        opset = export_onnx(deploy, tmp / "model.onnx", input_size=size, batch=opts.batch,
+                            dynamic_batch=opts.dynamic_batch, opset=opts.opset, exporter=opts.exporter)
+        export_s = time.perf_counter() - t0
+        simplified = simplify_onnx(tmp / "model.onnx", opts.simplify)
+        onnx_model = load_onnx(tmp / "model.onnx")
+        lint = lint_model(onnx_model, "model.onnx")
+        if lint.errors:
+            raise EdgesegError(f"TensorRT lint found {len(lint.errors)} errors, e.g. {lint.errors[0].code}: "
+                               f"{lint.errors[0].message} (run edgeseg lint on the ONNX for all)")
+        verification = verify_onnx(onnx_model, deploy, size, images)
+        if verification["label_agreement"] < opts.min_agreement:
+            raise EdgesegError(f"ONNX Runtime agrees with torch on only {100 * verification['label_agreement']:.3f}%"
+                               f" of labels (minimum {100 * opts.min_agreement:.1f}%); see --min-agreement")
+        save_checkpoint(tmp / "model.pt", model, name=name, meta=meta)
+        with atomic_path(tmp / "verify.json") as f:
+            f.write_text(json.dumps(verification, indent=2) + "\n")
+        bundle = Bundle(tmp, {})
+        batch_dim = "batch" if opts.dynamic_batch else opts.batch
+        bundle.manifest.update({
+            "model": {"name": name, "num_classes": meta.num_classes, "classes": meta.classes,
+                      "palette": [list(c) for c in meta.palette], "mean": list(meta.mean), "std": list(meta.std),
+                      "ignore_index": meta.ignore_index, "paper": model_info(name).paper},
+            "source": source,
+            "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "color": "RGB",
+                      "shape": [batch_dim, size[0], size[1], 3], "size": list(size)},
+            "outputs": [{"name": o, "dtype": "uint8" if o == "labels" else "float32",
+                         "shape": [batch_dim, size[0], size[1]] if o == "labels"
+                         else [batch_dim, meta.num_classes, size[0], size[1]]} for o in opts.outputs],
+            "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
+                     "export_seconds": round(export_s, 2)},
+            "verification": {k: verification[k] for k in ("label_agreement", "max_abs_logit_diff", "batch_sizes")
+                             if k in verification} | {"min_agreement": opts.min_agreement},
+            "lint": {"errors": len(lint.errors), "warnings": len(lint.warnings), "node_count": lint.node_count},
+            "versions": {"edgeseg": __version__, **package_versions(("torch", "onnx", "onnxruntime", "onnxsim",
+                                                                      "onnxslim", "numpy"))},
+            "engines": {},
+        })
+        bundle.add_file("model.onnx", "onnx", precision="fp32")
+        bundle.add_file("model.pt", "checkpoint", precision="fp32")
+        bundle.add_file("verify.json", "report")
+        bundle.save()
+    log.info("bundle written to %s (label agreement %.4f%%)", out, 100 * verification["label_agreement"])
+    return Bundle(out, bundle.manifest)
+
+
+__all__ = ["ExportOptions", "check_input_size", "export_bundle"]

@@ -1,0 +1,71 @@
+"""Verify an exported graph against torch: ONNX Runtime vs the torch deploy model on seeded random images
+and dataset images, at every batch size the graph declares. Reports label agreement and max |Δlogit|."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from edgeseg.export.deploy import INPUT_NAME, DeployModel
+
+log = logging.getLogger(__name__)
+
+
+def _with_logits_output(model):
+    """A copy of the graph that also outputs the tensor ArgMax reads (the logits), for comparison."""
+    import onnx
+
+    argmax = next((n for n in model.graph.node if n.op_type == "ArgMax"), None)
+    if argmax is None:
+        return model, None
+    name = argmax.input[0]
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    if name not in {o.name for o in copy.graph.output}:
+        copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return copy, name
+
+
+def batch_sizes(model) -> list[int]:
+    """The batch sizes to check: the static one, or 1 and 2 for a dynamic batch."""
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return [dim.dim_value] if dim.dim_value > 0 else [1, 2]
+
+
+def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images: list[np.ndarray] | None = None,
+                random_batches: int = 2, seed: int = 0) -> dict:
+    """Compare ``model`` (an onnx ModelProto of ``deploy``) with ``deploy`` itself.
+
+    Returns ``{"label_agreement", "max_abs_logit_diff", "checks": [...]}`` where agreement is the worst
+    fraction of equal labels over all checks.
+    """
+    import onnxruntime as ort
+
+    probe, logit_name = _with_logits_output(model)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    out_names = [o.name for o in session.get_outputs()]
+    reference = DeployModel(deploy.model, *deploy.normalization, outputs=("labels", "logits"))
+    rng = np.random.default_rng(seed)
+    h, w = input_size
+    checks = []
+    for b in batch_sizes(model):
+        batches = [("random", rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8)) for _ in range(random_batches)]
+        if images:
+            for start in range(0, len(images) - b + 1, b):
+                batches.append(("data", np.stack(images[start:start + b])))
+        for source, batch in batches:
+            got = dict(zip(out_names, session.run(out_names, {INPUT_NAME: batch})))
+            with torch.no_grad():
+                ref_labels, ref_logits = reference(torch.from_numpy(batch))
+            agreement = float(np.mean(got["labels"] == ref_labels.numpy()))
+            check = {"batch": b, "source": source, "label_agreement": agreement}
+            if logit_name:
+                check["max_abs_logit_diff"] = float(np.abs(got[logit_name] - ref_logits.numpy()).max())
+            checks.append(check)
+    result = {"label_agreement": min(c["label_agreement"] for c in checks), "checks": checks,
+              "batch_sizes": batch_sizes(model), "images": {"random": random_batches, "data": len(images or [])}}
+    if logit_name:
+        result["max_abs_logit_diff"] = max(c["max_abs_logit_diff"] for c in checks)
+    return result

@@ -1,0 +1,49 @@
+"""Score any runner on a dataset split with the same metrics as a torch checkpoint (no torch here).
+
+Frames are resized to the deploy size, run, and the predicted labels resized back (nearest) to the label
+map's size, so scores are always computed at the dataset's own resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeseg.data.base import SegmentationSource
+from edgeseg.errors import EdgesegError
+from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
+from edgeseg.progress import Progress
+from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.runner import Runner
+
+
+def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: int,
+                    max_images: int | None = None, boundary: bool = False, progress: bool = False,
+                    latencies: list[float] | None = None) -> ConfusionMatrix:
+    """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` if given."""
+    spec = runner.inputs()[0]
+    batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
+    size = (int(spec.shape[1]), int(spec.shape[2]))
+    count = len(source) if max_images is None else min(max_images, len(source))
+    if count < batch:
+        raise EdgesegError(f"the model takes batches of {batch}; the split has only {count} images")
+    cm = ConfusionMatrix(num_classes, source.ignore_index)
+    bf = BoundaryFScore() if boundary else None
+    bar = Progress(count // batch * batch, f"eval {runner.backend} on {source.name}", enabled=progress)
+    try:
+        for start in range(0, count - batch + 1, batch):
+            samples = [source[i] for i in range(start, start + batch)]
+            out = runner.infer({spec.name: to_batch([img for img, _ in samples], size)})
+            if latencies is not None:
+                latencies.append(runner.last_latency_ms)
+            if "labels" not in out:
+                raise EdgesegError(f"{runner.name} has no 'labels' output (outputs: {', '.join(out)})")
+            for pred, (_, label) in zip(out["labels"], samples):
+                pred = resize_labels(np.asarray(pred, np.uint8), label.shape)
+                cm.update(pred, label)
+                if bf is not None:
+                    bf.update(pred, label)
+            bar.update(batch)
+    finally:
+        bar.close()
+    cm.boundary = bf.compute() if bf is not None else None
+    return cm

@@ -1,0 +1,59 @@
+"""PyTorch backend behind the runner contract: the same uint8 NHWC in / labels out as the deploy graph.
+Imported only when asked for (``backend="torch"``): the rest of the runtime never imports torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.runtime.runner import Runner, TensorSpec
+
+
+class TorchRunner(Runner):
+    """Runs an edgeseg checkpoint wrapped in the deploy graph's pre/post-processing (eager mode)."""
+
+    backend = "torch"
+
+    def __init__(self, checkpoint: str | os.PathLike, input_size: tuple[int, int], batch: int | str = 1,
+                 outputs=("labels",), device: str = "cpu", threads: int | None = None) -> None:
+        super().__init__(f"torch:{Path(checkpoint).name}")
+        self.checkpoint, self.input_size, self.batch = Path(checkpoint), tuple(input_size), batch
+        self.output_names, self.device, self.threads = tuple(outputs), device, threads
+        self.model = None
+
+    def activate(self) -> None:
+        import torch
+
+        from edgeseg.export.deploy import DeployModel
+        from edgeseg.models import load_model
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        model, meta, _ = load_model(self.checkpoint)
+        self.num_classes = meta.num_classes
+        self.model = DeployModel(model, meta.mean, meta.std, outputs=self.output_names).to(self.device).eval()
+
+    def deactivate(self) -> None:
+        self.model = None
+
+    def inputs(self) -> list[TensorSpec]:
+        return [TensorSpec("image", "uint8", (self.batch, *self.input_size, 3))]
+
+    def outputs(self) -> list[TensorSpec]:
+        specs = []
+        for name in self.output_names:
+            if name == "labels":
+                specs.append(TensorSpec(name, "uint8", (self.batch, *self.input_size)))
+            else:
+                specs.append(TensorSpec(name, "float32", (self.batch, self.num_classes, *self.input_size)))
+        return specs
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(feed["image"]).to(self.device))
+        out = out if isinstance(out, tuple) else (out,)
+        return {name: t.cpu().numpy() for name, t in zip(self.output_names, out)}

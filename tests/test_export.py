@@ -1,0 +1,181 @@
+"""Export over the whole registry, bundles, lint, runners and bad input."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.lint import lint_file, lint_model
+from edgeseg.export.pipeline import ExportOptions, export_bundle
+from edgeseg.models import create, list_models, model_info, save_checkpoint
+from edgeseg.runtime.bundle import open_bundle
+from edgeseg.runtime.load import load_runner
+
+
+def _small_size(name):
+    d = model_info(name).size_divisor
+    return (max(64, d), max(128, 2 * d))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_exports_simplifies_lints_and_verifies(tmp_path, name):
+    bundle = export_bundle(tmp_path / name, model_name=name,
+                           options=ExportOptions(input_size=_small_size(name), num_classes=5))
+    m = bundle.manifest
+    assert m["verification"]["label_agreement"] >= 0.999
+    assert m["verification"]["max_abs_logit_diff"] < 1e-3
+    assert m["lint"]["errors"] == 0 and m["onnx"]["opset"] >= 18
+    report = lint_file(bundle.path("model.onnx"))
+    assert not report.errors
+    graph = onnx.load(str(bundle.path("model.onnx"))).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert graph.output[0].name == "labels" and graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    h, w = _small_size(name)
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, h, w, 3]
+
+
+def test_bundle_manifest_hashes_and_runner_contract(tmp_path):
+    export_bundle(tmp_path / "b", model_name="lednet",
+                  options=ExportOptions(input_size=(64, 128), num_classes=4, outputs=("labels", "logits")))
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"model.onnx", "model.pt", "verify.json"}
+    assert manifest["input"] == {"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB",
+                                 "shape": [1, 64, 128, 3], "size": [64, 128]}
+    assert len(manifest["model"]["classes"]) == 4 and manifest["versions"]["torch"]
+    image = np.random.default_rng(0).integers(0, 256, (1, 64, 128, 3), dtype=np.uint8)
+    results = {}
+    for backend in ("onnxruntime", "torch"):
+        with load_runner(tmp_path / "b", backend) as runner:
+            assert [s.name for s in runner.inputs()] == ["image"]
+            assert [s.name for s in runner.outputs()] == ["labels", "logits"]
+            out = runner.infer({"image": image})
+            assert runner.last_latency_ms > 0
+            results[backend] = out
+            with pytest.raises(EdgesegError, match="must be"):
+                runner.infer({"image": image[:, :32]})
+    assert results["onnxruntime"]["labels"].dtype == np.uint8
+    assert np.mean(results["onnxruntime"]["labels"] == results["torch"]["labels"]) > 0.999
+    np.testing.assert_allclose(results["onnxruntime"]["logits"], results["torch"]["logits"], atol=1e-4)
+    # a tampered file is refused
+    (tmp_path / "b" / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(EdgesegError, match="sha256"):
+        load_runner(tmp_path / "b")
+
+
+def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
+    bundle = export_bundle(tmp_path / "d", model_name="dfanet_b",
+                           options=ExportOptions(input_size=(64, 128), num_classes=3, dynamic_batch=True))
+    verify = json.loads(bundle.path("verify.json").read_text())
+    assert verify["batch_sizes"] == [1, 2]
+    assert bundle.manifest["input"]["shape"][0] == "batch"
+    with load_runner(bundle.root) as runner:
+        out = runner.infer({"image": np.zeros((3, 64, 128, 3), np.uint8)})
+    assert out["labels"].shape == (3, 64, 128)
+
+
+def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli):
+    model = create("lednet", num_classes=8)
+    ckpt = save_checkpoint(tmp_path / "l.pt", model, name="lednet")
+    r = cli("export", "--checkpoint", str(ckpt), "--input-size", "256x512", "--out", str(tmp_path / "b"),
+            "--data", "synthetic")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["label_agreement"] >= 0.999
+    scores = {}
+    for target, backend in ((ckpt, "auto"), (tmp_path / "b", "onnxruntime"), (tmp_path / "b", "torch"),
+                            (tmp_path / "b" / "model.onnx", "auto")):
+        r = cli("eval", str(target), "--data", "synthetic", "--max-images", "2", "--backend", backend, "--json")
+        assert r.returncode == 0, r.stderr
+        scores[(str(target), backend)] = json.loads(r.stdout)["miou"]
+    values = list(scores.values())
+    assert max(values) - min(values) < 1e-3, scores
+
+
+@pytest.mark.parametrize("case", ["missing-checkpoint", "other-model", "bad-size", "unwritable", "bad-outputs"])
+def test_export_bad_input_is_one_line_and_leaves_nothing(tmp_path, cli, case):
+    ckpt = save_checkpoint(tmp_path / "l.pt", create("lednet", num_classes=3), name="lednet")
+    out = tmp_path / "bundle"
+    args = {"missing-checkpoint": ["--checkpoint", str(tmp_path / "nope.pt")],
+            "other-model": ["--checkpoint", str(ckpt), "--model", "bisenetv2"],
+            "bad-size": ["--model", "bisenetv2", "--input-size", "100x200"],
+            "unwritable": ["--model", "lednet", "--input-size", "64x64"],
+            "bad-outputs": ["--model", "lednet", "--outputs", "labels,heatmap"]}[case]
+    if case == "unwritable":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "bundle"
+    r = cli("export", *args, "--out", str(out))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("edgeseg") and "Traceback" not in r.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
+
+
+def test_bad_size_message_suggests_a_fit(cli, tmp_path):
+    r = cli("export", "--model", "bisenetv2", "--input-size", "100x200", "--out", str(tmp_path / "x"))
+    assert "multiples of 32" in r.stderr and "try 96x192" in r.stderr
+
+
+def test_corrupt_and_truncated_onnx(tmp_path, cli):
+    bundle = export_bundle(tmp_path / "b", model_name="lednet", options=ExportOptions(input_size=(64, 64)))
+    data = bundle.path("model.onnx").read_bytes()
+    (tmp_path / "trunc.onnx").write_bytes(data[: len(data) // 3])
+    (tmp_path / "junk.onnx").write_bytes(b"\x00garbage" * 10)
+    for name in ("trunc.onnx", "junk.onnx"):
+        for cmd in (["lint", str(tmp_path / name)], ["eval", str(tmp_path / name), "--max-images", "1"]):
+            r = cli(*cmd)
+            assert r.returncode == 1, (cmd, r.stderr)
+            assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def _graph_with(nodes, inputs, outputs, initializers=()):
+    g = onnx.helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    return onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 18)])
+
+
+def test_lint_flags_what_tensorrt_rejects():
+    f = onnx.TensorProto.FLOAT
+    x = onnx.helper.make_tensor_value_info("x", f, [1, 3, 8, 8])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.UINT8, [1, 8, 8])
+    z = onnx.helper.make_tensor_value_info("z", f, None)
+    nodes = [
+        onnx.helper.make_node("Resize", ["x", "", "sc"], ["r"], mode="cubic",
+                              coordinate_transformation_mode="tf_crop_and_resize"),
+        onnx.helper.make_node("Shape", ["x"], ["s"]),
+        onnx.helper.make_node("Gather", ["s", "i"], ["g"], axis=0),
+        onnx.helper.make_node("Concat", ["g", "g", "g", "g"], ["pads"], axis=0),
+        onnx.helper.make_node("Pad", ["r", "pads"], ["p"]),
+        onnx.helper.make_node("ArgMax", ["p"], ["a"], axis=1, keepdims=0),
+        onnx.helper.make_node("Cast", ["a"], ["y"], to=onnx.TensorProto.UINT8),
+        onnx.helper.make_node("Det", ["p"], ["z"]),
+    ]
+    inits = [onnx.helper.make_tensor("sc", f, [4], [1, 1, 2, 2]), onnx.helper.make_tensor("i", onnx.TensorProto.INT64,
+                                                                                         [1], [2])]
+    report = lint_model(_graph_with(nodes, [x], [y, z], inits))
+    codes = {f.code for f in report.errors}
+    assert {"resize-mode", "resize-coordinates", "computed-pad", "shape-subgraph", "argmax-to-uint8",
+            "unsupported-op"} <= codes
+    assert any(f.code == "shape-op" for f in report.warnings)
+
+
+def test_lint_cli_exit_codes(tmp_path, cli):
+    bundle = export_bundle(tmp_path / "b", model_name="lednet", options=ExportOptions(input_size=(64, 64)))
+    ok = cli("lint", str(bundle.path("model.onnx")))
+    assert ok.returncode == 0 and "0 errors" in ok.stdout
+    f = onnx.TensorProto.FLOAT
+    bad = _graph_with([onnx.helper.make_node("Det", ["x"], ["y"])],
+                      [onnx.helper.make_tensor_value_info("x", f, [2, 2])],
+                      [onnx.helper.make_tensor_value_info("y", f, [])])
+    onnx.save(bad, str(tmp_path / "bad.onnx"))
+    r = cli("lint", str(tmp_path / "bad.onnx"), "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["errors"] == 1
+
+
+def test_bundle_open_errors(tmp_path):
+    with pytest.raises(EdgesegError, match="not a bundle"):
+        open_bundle(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(EdgesegError, match="unreadable"):
+        open_bundle(tmp_path)
