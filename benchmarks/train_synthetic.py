@@ -2,7 +2,7 @@
 
 For each model: iterations per second, images per second, and val mIoU (100 val scenes at 256×512) after
 ``--minutes`` of training at 128×256 crops. Prints a table, writes ``benchmarks/results/train_synthetic.json``,
-and keeps each run's best checkpoint (model only, as edgeseg checkpoints) in ``--keep DIR`` so later stages
+and keeps each run's best checkpoint (compact: deploy graph in float16) in ``--keep DIR`` so later stages
 and tests can use trained weights:
 
     python benchmarks/train_synthetic.py --minutes 10 --keep benchmarks/checkpoints
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from edgeseg.fileio import write_text_atomic
+from edgeseg.models import load_checkpoint, load_model, save_checkpoint
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.train.config import TrainConfig
 from edgeseg.train.trainer import BEST, Trainer
@@ -72,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(config.out) / BEST, args.keep / f"{name}.pt")
+            best = Path(config.out) / BEST
+            model, meta, _ = load_model(best)
+            save_checkpoint(args.keep / f"{name}.pt", model, name=name, meta=meta, compact=True,
+                            extra={"metrics": load_checkpoint(best)["extra"].get("metrics"),
+                                   "recipe": {**RECIPE, "iters": config.iters, "minutes": args.minutes},
+                                   "made_by": "python benchmarks/train_synthetic.py --keep benchmarks/checkpoints"})
         log.info("%s: %d iterations, val mIoU %.4f", name, trainer.iteration, final["miou"])
 
     result = {"benchmark": "train_synthetic", "minutes_per_model": args.minutes, "recipe": RECIPE,

@@ -37,6 +37,10 @@ def make_dir_readable(path: str | os.PathLike) -> None:
     os.chmod(path, 0o777 & ~_umask())
 
 
+def make_file_readable(path: str | os.PathLike) -> None:
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

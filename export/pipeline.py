@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg import __version__
+from edgeseg.calibration.pipeline import CalibrationOptions, calibrate_bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import INPUT_NAME, DeployModel
 from edgeseg.export.lint import lint_model, load_onnx
@@ -22,7 +23,7 @@ from edgeseg.export.verify import verify_onnx
 from edgeseg.fileio import atomic_path, make_dir_readable
 from edgeseg.meta import ModelMeta
 from edgeseg.models import create, load_model, model_info, save_checkpoint
-from edgeseg.runtime.bundle import Bundle, sha256_file
+from edgeseg.runtime.bundle import Bundle, open_bundle, sha256_file
 from edgeseg.runtime.environment import package_versions
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ExportOptions:
     data: str | None = None
     data_images: int = 8
     num_classes: int | None = None
+    calibration: CalibrationOptions | None = None  # FP16 / INT8 variants and the accuracy gate
 
 
 def check_input_size(name: str, size: tuple[int, int]) -> None:
@@ -155,6 +157,9 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         bundle.add_file("model.pt", "checkpoint", precision="fp32")
         bundle.add_file("verify.json", "report")
         bundle.save()
+        if opts.calibration is not None:
+            calibrate_bundle(tmp, opts.calibration)
+            bundle = open_bundle(tmp)
     log.info("bundle written to %s (label agreement %.4f%%)", out, 100 * verification["label_agreement"])
     return Bundle(out, bundle.manifest)
 

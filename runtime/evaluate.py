@@ -18,8 +18,10 @@ from edgeseg.runtime.runner import Runner
 
 def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: int,
                     max_images: int | None = None, boundary: bool = False, progress: bool = False,
-                    latencies: list[float] | None = None) -> ConfusionMatrix:
-    """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` if given."""
+                    latencies: list[float] | None = None,
+                    predictions: list[np.ndarray] | None = None) -> ConfusionMatrix:
+    """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and the
+    predicted label maps to ``predictions`` when given."""
     spec = runner.inputs()[0]
     batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
     size = (int(spec.shape[1]), int(spec.shape[2]))
@@ -40,6 +42,8 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
             for pred, (_, label) in zip(out["labels"], samples):
                 pred = resize_labels(np.asarray(pred, np.uint8), label.shape)
                 cm.update(pred, label)
+                if predictions is not None:
+                    predictions.append(pred)
                 if bf is not None:
                     bf.update(pred, label)
             bar.update(batch)

@@ -48,6 +48,8 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device) -> R
         from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(bundle.path(name), providers, threads)
+    if precision != "fp32":
+        raise EdgesegError(f"the torch backend runs the fp32 weights; use --backend onnxruntime for {precision}")
     name = bundle.find("checkpoint", "fp32")
     if name is None:
         raise EdgesegError(f"{bundle.root} has no model.pt for the torch backend")

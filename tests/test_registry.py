@@ -122,3 +122,17 @@ def test_resnet_output_stride_by_dilation(output_stride, expected):
     feats = ResNet(50, output_stride=output_stride).eval()(torch.randn(1, 3, 64, 64))
     assert feats[-1].shape[-2:] == (expected, expected)
     assert feats[-1].shape[1] == 2048
+
+
+def test_compact_checkpoint_drops_aux_heads_and_halves(tmp_path):
+    model = create("bisenetv2", num_classes=4).eval()
+    full = save_checkpoint(tmp_path / "full.pt", model, name="bisenetv2")
+    small = save_checkpoint(tmp_path / "small.pt", model, name="bisenetv2", compact=True)
+    state = load_checkpoint(small)["state_dict"]
+    assert not any(k.startswith("aux_heads.") for k in state)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert small.stat().st_size < 0.3 * full.stat().st_size
+    loaded, _, _ = load_model(small)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x), atol=5e-2, rtol=1e-2)

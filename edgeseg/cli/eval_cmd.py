@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
                         help="for a bundle: which backend runs it (default auto = ONNX Runtime)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="which variant of a bundle to run (default fp32)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -69,7 +71,7 @@ def _evaluate_runner(args, source):
         classes, name = model["classes"], model["name"]
         if len(classes) != source.num_classes:
             raise EdgesegError(f"{path} predicts {len(classes)} classes, {args.data} has {source.num_classes}")
-    runner = load_runner(path, args.backend, threads=args.threads)
+    runner = load_runner(path, args.backend, precision=args.precision, threads=args.threads)
     with runner:
         cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=args.max_images,
                              boundary=args.boundary, progress=True)
@@ -91,12 +93,13 @@ def main(args: argparse.Namespace) -> int:
     if cm.boundary:
         scores.update(cm.boundary)
     images = min(len(source), args.max_images or len(source))
-    result = {"model": name, "path": str(args.model), "backend": backend, "data": args.data, "split": args.split,
+    result = {"model": name, "path": str(args.model), "backend": backend, "precision": args.precision,
+              "data": args.data, "split": args.split,
               "images": images, "classes": list(classes), **scores}
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"{name} ({backend}) on {source.name} ({images} images)")
+        print(f"{name} ({backend}, {args.precision}) on {source.name} ({images} images)")
         print(format_table(scores, list(classes)))
     return 0

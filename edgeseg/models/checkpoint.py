@@ -20,13 +20,16 @@ log = logging.getLogger(__name__)
 
 FORMAT = "edgeseg-checkpoint"
 FORMAT_VERSION = 1
+AUX_PREFIX = "aux_heads."  # training-only heads: optional in a checkpoint
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, name: str, kwargs: dict | None = None,
-                    meta: ModelMeta | None = None, extra: dict | None = None) -> Path:
+                    meta: ModelMeta | None = None, extra: dict | None = None, compact: bool = False) -> Path:
     """Write ``model``'s weights with everything needed to rebuild it; atomic (temp file + rename).
 
-    ``kwargs`` default to those :func:`edgeseg.models.create` recorded on the model.
+    ``kwargs`` default to those :func:`edgeseg.models.create` recorded on the model. ``compact`` keeps only
+    the deploy graph (no training-only ``aux_heads``) in float16: about a quarter of the size, for shipping
+    trained weights; it loads into a float32 model as usual.
     """
     num_classes = getattr(model, "num_classes", None)
     meta = meta or ModelMeta.default(num_classes or 19)
@@ -37,12 +40,21 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, name: str, kwa
         "kwargs": dict(kwargs if kwargs is not None else getattr(model, "build_kwargs", {})),
         "num_classes": num_classes,
         "meta": meta.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": _state(model, compact),
+        "compact": compact,
         "extra": dict(extra or {}),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def _state(model: nn.Module, compact: bool) -> dict:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if compact:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()
+                 if not k.startswith(AUX_PREFIX)}
+    return state
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -87,7 +99,7 @@ def load_state(model: nn.Module, state_dict: dict, *, source: str = "checkpoint"
                               f"model expects {tuple(own[k].shape)}")
     state = {k: v for k, v in state_dict.items() if k not in dropped}
     result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if k not in dropped]
+    missing = [k for k in result.missing_keys if k not in dropped and not k.startswith(AUX_PREFIX)]
     if missing or result.unexpected_keys:
         what = (f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}" if missing
                 else f"unexpected {result.unexpected_keys[:3]}")

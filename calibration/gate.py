@@ -1,0 +1,97 @@
+"""The accuracy gate: score each precision variant with ONNX Runtime on an eval set, and when INT8 loses more
+than the budget, leave the most sensitive layers in float, greedily, until it fits."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.data.base import SegmentationSource
+from edgeseg.metrics import scores_from_confusion
+from edgeseg.runtime.evaluate import evaluate_runner
+from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+log = logging.getLogger(__name__)
+
+
+def score_onnx(path: str | Path, source: SegmentationSource, num_classes: int, *, max_images: int | None = None,
+               threads: int | None = None, reference: list[np.ndarray] | None = None):
+    """mIoU (and friends) of an ONNX file; with ``reference`` predictions, the label agreement with them.
+    Returns ``(scores, predictions)``."""
+    predictions: list[np.ndarray] = []
+    latencies: list[float] = []
+    with OnnxRuntimeRunner(path, threads=threads) as runner:
+        cm = evaluate_runner(runner, source, num_classes=num_classes, max_images=max_images,
+                             predictions=predictions, latencies=latencies)
+    scores = scores_from_confusion(cm.matrix)
+    scores["bytes"] = Path(path).stat().st_size
+    scores["median_latency_ms"] = float(np.median(latencies))
+    if reference is not None:
+        same = sum(int((p == r).sum()) for p, r in zip(predictions, reference))
+        scores["label_agreement"] = same / sum(r.size for r in reference)
+    return scores, predictions
+
+
+def _conv_outputs(model) -> dict[str, str]:
+    return {n.output[0]: n.name for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")}
+
+
+def _expose(model, names):
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    existing = {o.name for o in copy.graph.output}
+    for name in names:
+        if name not in existing:
+            copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return copy
+
+
+def _upstream_convs(model, conv_outputs: dict[str, str]) -> dict[str, set[str]]:
+    """For each conv output, the conv outputs feeding it (through any non-conv ops)."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    result = {}
+    for out in conv_outputs:
+        node = producers[out]
+        seen, stack, found = set(), [i for i in node.input[:1]], set()
+        while stack:
+            t = stack.pop()
+            if t in seen or t not in producers:
+                continue
+            seen.add(t)
+            if t in conv_outputs:
+                found.add(t)
+                continue
+            stack.extend(producers[t].input)
+        result[out] = found
+    return result
+
+
+def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: list[np.ndarray]) -> list[dict]:
+    """Rank conv layers by the error the INT8 model adds *at* that layer: relative MSE of each conv output
+    against float32, minus the worst error already present in its inputs. One pass of each model."""
+    import onnx
+    import onnxruntime as ort
+
+    fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(int8_path))
+    convs = _conv_outputs(fp32)
+    names = [n for n in convs if n in {o for node in int8.graph.node for o in node.output}]
+    sessions = [ort.InferenceSession(_expose(m, names).SerializeToString(), providers=["CPUExecutionProvider"])
+                for m in (fp32, int8)]
+    input_name = fp32.graph.input[0].name
+    sq_err = dict.fromkeys(names, 0.0)
+    power = dict.fromkeys(names, 0.0)
+    for batch in batches:
+        ref, got = ([dict(zip([o.name for o in s.get_outputs()], s.run(None, {input_name: batch})))
+                     for s in sessions])
+        for n in names:
+            sq_err[n] += float(np.mean((ref[n] - got[n]) ** 2))
+            power[n] += float(np.mean(ref[n] ** 2))
+    error = {n: sq_err[n] / max(power[n], 1e-12) for n in names}
+    upstream = _upstream_convs(fp32, convs)
+    ranked = [{"node": convs[n], "tensor": n, "relative_mse": error[n],
+               "added": error[n] - max((error[u] for u in upstream[n] if u in error), default=0.0)} for n in names]
+    return sorted(ranked, key=lambda r: -r["added"])

@@ -1,0 +1,171 @@
+"""The calibration stage on a bundle: FP16 and INT8 variants, the TensorRT cache, and the accuracy gate.
+
+Run by ``edgeseg export --int8/--fp16`` (inside the bundle being written) and by ``edgeseg calibrate BUNDLE``.
+Every variant is scored with ONNX Runtime on the same eval set; INT8 over the mIoU budget triggers the
+sensitivity search. The manifest records every variant's mIoU and ``miou_drop`` (points), ``sensitivity.json``
+every search step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgeseg.calibration.cache import DEFAULT_VERSION, write_cache
+from edgeseg.calibration.fp16 import convert_fp16
+from edgeseg.calibration.gate import layer_sensitivity, score_onnx
+from edgeseg.calibration.qdq import quantize_qdq, tensor_amax
+from edgeseg.calibration.readers import DATA_KINDS, load_calibration_set
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import make_file_readable, write_text_atomic
+from edgeseg.progress import Progress
+from edgeseg.runtime.bundle import open_bundle
+
+log = logging.getLogger(__name__)
+FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+@dataclass
+class CalibrationOptions:
+    calib_data: str | None = None
+    calib_size: int | None = None
+    method: str = "entropy"
+    target: str = "tensorrt"
+    int8: bool = True
+    fp16: bool = True
+    eval_data: str | None = None
+    eval_images: int | None = 50
+    max_miou_drop: float = 1.0  # mIoU points
+    max_search_steps: int = 8
+    sensitivity_images: int = 4
+    seed: int = 0
+    trt_version: str = DEFAULT_VERSION
+    threads: int | None = None
+
+
+def _eval_source(options: CalibrationOptions, num_classes: int):
+    from edgeseg.data import open_dataset
+
+    spec = options.eval_data
+    if spec is None and options.calib_data and options.calib_data.startswith(DATA_KINDS):
+        spec = options.calib_data  # its val split: held out from the calibration images (train split)
+    if spec is None:
+        log.warning("no labelled eval set (--eval-data): the accuracy gate cannot run")
+        return None
+    source = open_dataset(spec, "val")
+    if source.num_classes != num_classes:
+        raise EdgesegError(f"eval set {spec} has {source.num_classes} classes, the model {num_classes}")
+    return source
+
+
+def _drop(fp32: dict, variant: dict) -> float:
+    return round(100 * (fp32["miou"] - variant["miou"]), 3)
+
+
+def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
+    """Add the requested variants to the bundle at ``root`` and gate them; returns the summary the CLI prints."""
+    bundle = open_bundle(root)
+    fp32_path = bundle.path(bundle.find("onnx", "fp32") or "model.onnx")
+    num_classes = len(bundle.model["classes"])
+    if options.int8 and not options.calib_data:
+        raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
+    calib = (load_calibration_set(options.calib_data, bundle.input_size, count=options.calib_size,
+                                  seed=options.seed) if options.int8 else None)
+    source = _eval_source(options, num_classes)
+    steps = 1 + options.fp16 + options.int8
+    bar = Progress(steps, "calibrate", log_interval=0)
+    variants: dict[str, dict] = {}
+    reference = None
+    if source is not None:
+        variants["fp32"], reference = score_onnx(fp32_path, source, num_classes, max_images=options.eval_images,
+                                                 threads=options.threads)
+        variants["fp32"].update(file=fp32_path.name, miou_drop=0.0, label_agreement=1.0)
+    bar.update(stage="fp32 scored")
+
+    def score(name: str) -> dict:
+        if source is None:
+            return {"file": name, "bytes": (bundle.root / name).stat().st_size}
+        result, _ = score_onnx(bundle.root / name, source, num_classes, max_images=options.eval_images,
+                               threads=options.threads, reference=reference)
+        return {**result, "file": name, "miou_drop": _drop(variants["fp32"], result)}
+
+    if options.fp16:
+        info = convert_fp16(fp32_path, bundle.root / FILES["fp16"])
+        variants["fp16"] = {**score(FILES["fp16"]), **info}
+        bundle.add_file(FILES["fp16"], "onnx", precision="fp16")
+        bar.update(stage="fp16")
+    search: list[dict] = []
+    if options.int8:
+        variants["int8"], search = _int8(bundle, fp32_path, calib, options, score)
+        bar.update(stage="int8")
+    bar.close()
+    gate = {"max_miou_drop": options.max_miou_drop, "eval_data": None if source is None else source.name,
+            "eval_images": None if source is None else min(len(source), options.eval_images or len(source))}
+    if source is not None:
+        over = {k: v["miou_drop"] for k, v in variants.items() if v["miou_drop"] > options.max_miou_drop}
+        gate.update(passed=not over, over_budget=over)
+    else:
+        gate.update(passed=None)
+    bundle.manifest["variants"] = variants
+    bundle.manifest["gate"] = gate
+    bundle.save()
+    return {"variants": variants, "gate": gate, "search_steps": len(search)}
+
+
+def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple[dict, list[dict]]:
+    ranges = bundle.root / "calibration.json"
+    ranges.unlink(missing_ok=True)  # ranges belong to one calibration set: never reuse a stale one
+    int8_name = FILES["int8"]
+    info = quantize_qdq(fp32_path, bundle.root / int8_name, calib, method=options.method, target=options.target,
+                        ranges_cache=ranges)
+    result = {**score(int8_name), **info}
+    steps = [{"step": 0, "excluded": [], "miou": result.get("miou"), "miou_drop": result.get("miou_drop")}]
+    over = "miou_drop" in result and result["miou_drop"] > options.max_miou_drop
+    if over:
+        batches = list(calib.batches(1))[: options.sensitivity_images]
+        ranking = layer_sensitivity(fp32_path, bundle.root / int8_name, batches)
+        best = result
+        for step in range(1, options.max_search_steps + 1):
+            exclude = [r["node"] for r in ranking[: 2 ** (step - 1)]]
+            info = quantize_qdq(fp32_path, bundle.root / "model.int8.search.onnx", calib, method=options.method,
+                                target=options.target, ranges_cache=ranges, exclude=exclude)
+            trial = {**score("model.int8.search.onnx"), **info}
+            steps.append({"step": step, "excluded": exclude, "miou": trial["miou"], "miou_drop": trial["miou_drop"]})
+            log.info("sensitivity step %d: %d layers in float, mIoU drop %.2f", step, len(exclude), trial["miou_drop"])
+            if trial["miou_drop"] < best["miou_drop"]:
+                best = trial
+                (bundle.root / "model.int8.search.onnx").replace(bundle.root / int8_name)
+            if best["miou_drop"] <= options.max_miou_drop or len(exclude) >= len(ranking):
+                break
+        (bundle.root / "model.int8.search.onnx").unlink(missing_ok=True)
+        result = {**best, "file": int8_name}
+        write_text_atomic(bundle.root / "sensitivity.json",
+                          json.dumps({"ranking": ranking, "steps": steps}, indent=2) + "\n")
+        bundle.add_file("sensitivity.json", "report")
+    bundle.add_file(int8_name, "onnx", precision="int8", target=options.target)
+    if options.target == "tensorrt":
+        write_cache(bundle.root / "calib.cache", tensor_amax(ranges), version=options.trt_version)
+        bundle.add_file("calib.cache", "calibration-cache", precision="int8")
+    make_file_readable(ranges)  # onnxruntime writes it 0600
+    bundle.add_file("calibration.json", "calibration-ranges")
+    bundle.manifest["calibration"] = {
+        **{k: v for k, v in asdict(options).items() if k in ("method", "target", "calib_size", "seed")},
+        "source": calib.source, "images": len(calib.images), "skipped": len(calib.skipped),
+        "identity": {"onnx_sha256": bundle.files[fp32_path.name]["sha256"], "calibration_sha256": calib.fingerprint(),
+                     "input_size": list(bundle.input_size), "trt_version": options.trt_version},
+    }
+    return result, steps
+
+
+def check_cache_identity(root: str | Path) -> None:
+    """Refuse a ``calib.cache`` made for another ONNX file or deploy size (a stale cache is never reused)."""
+    bundle = open_bundle(root)
+    identity = bundle.manifest.get("calibration", {}).get("identity")
+    if identity is None:
+        raise EdgesegError(f"{bundle.root}: no calibration recorded; run edgeseg calibrate")
+    fp32 = bundle.find("onnx", "fp32") or "model.onnx"
+    if identity["onnx_sha256"] != bundle.entry(fp32)["sha256"] or list(bundle.input_size) != identity["input_size"]:
+        raise EdgesegError(f"{bundle.root}/calib.cache was made for another model or size; rerun edgeseg calibrate")
+    bundle.path("calib.cache")

@@ -1,0 +1,107 @@
+"""Q/DQ INT8 quantization with onnxruntime.quantization, in the form TensorRT 10 and 11 build from.
+
+TensorRT target: int8 activations and weights, symmetric (zero point 0), per-channel weights (Conv axis 0,
+ConvTranspose axis 1), bias left in float, a dedicated Q/DQ pair per consumer, and nothing quantized after the
+last convolution (the final Resize, ArgMax and casts stay in float so labels are not computed from int8-rounded
+logits). CPU target: uint8 activations with int8 weights, the layout ONNX Runtime's x86 and ARM kernels run
+fastest. Tensor ranges are computed once per calibration set and cached (JSON), so re-quantizing with other
+layers excluded during the sensitivity search costs no new calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.calibration.readers import CalibrationSet
+from edgeseg.errors import EdgesegError
+from edgeseg.fileio import atomic_path
+
+log = logging.getLogger(__name__)
+METHODS = ("entropy", "percentile", "minmax")
+TARGETS = ("tensorrt", "cpu")
+QUANTIZED_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+
+
+def _reader(calib: CalibrationSet, input_name: str, batch: int):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rewind()
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = iter({input_name: b} for b in calib.batches(batch))
+
+        def __len__(self) -> int:
+            return len(calib.images) // batch
+
+    return Reader()
+
+
+def tail_nodes(model) -> list[str]:
+    """Names of the nodes after the last Conv/ConvTranspose on the path to the outputs (final Resize, ArgMax,
+    Cast, Softmax): kept in float."""
+    nodes = list(model.graph.node)
+    last_conv = max((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")), default=-1)
+    return [n.name for n in nodes[last_conv + 1:] if n.name]
+
+
+def graph_batch(model) -> int:
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.dim_value > 0 else 1
+
+
+def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: CalibrationSet, *, method: str = "entropy",
+                 target: str = "tensorrt", exclude: list[str] | None = None, ranges_cache: str | Path,
+                 percentile: float = 99.999) -> dict:
+    """Write the Q/DQ model; returns what was done (method, target, excluded nodes, quantized node count)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in METHODS:
+        raise EdgesegError(f"unknown calibration method {method!r}; choose {', '.join(METHODS)}")
+    if target not in TARGETS:
+        raise EdgesegError(f"unknown INT8 target {target!r}; choose {', '.join(TARGETS)}")
+    model = onnx.load(str(fp32_path))
+    input_name = model.graph.input[0].name
+    batch = graph_batch(model)
+    if len(calib.images) < batch:
+        raise EdgesegError(f"{len(calib.images)} calibration images cannot fill one batch of {batch}")
+    excluded = sorted(set(tail_nodes(model)) | set(exclude or []))
+    calibrate = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+                 "minmax": CalibrationMethod.MinMax}[method]
+    options = {"ActivationSymmetric": target == "tensorrt", "WeightSymmetric": True, "QuantizeBias": False,
+               "AddQDQPairToWeight": target == "tensorrt", "DedicatedQDQPair": target == "tensorrt",
+               "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
+               "CalibPercentile": percentile, "CalibTensorRangeSymmetric": target == "tensorrt"}
+    activation = QuantType.QInt8 if target == "tensorrt" else QuantType.QUInt8
+    with atomic_path(out_path) as tmp:
+        quantize_static(str(fp32_path), str(tmp), _reader(calib, input_name, batch), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=activation,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=calibrate,
+                        extra_options=options, calibration_cache_path=str(ranges_cache))
+    quantized = onnx.load(str(out_path))
+    q_nodes = sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
+    return {"method": method, "target": target, "excluded": excluded, "quantize_nodes": q_nodes,
+            "calibration_images": len(calib.images), "calibration_source": calib.source}
+
+
+def tensor_amax(ranges_cache: str | Path) -> dict[str, float]:
+    """``{tensor: max |value|}`` from the cached calibration ranges (for the TensorRT calibration cache)."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    data = load_tensors_data(ranges_cache)
+    amax = {}
+    for name, tensor in data.data.items():
+        low, high = tensor.range_value
+        amax[name] = float(max(np.abs(np.asarray(low)).max(), np.abs(np.asarray(high)).max()))
+    return amax
+
+
+__all__ = ["METHODS", "TARGETS", "quantize_qdq", "tail_nodes", "tensor_amax"]

@@ -1,0 +1,131 @@
+"""Calibration images, fed exactly as the deploy graph takes them: uint8 N×H×W×3 RGB at the deploy size.
+
+Sources: any data spec (``synthetic:64``, ``cityscapes:/data``...), a folder of images (searched recursively
+for jpg / png / bmp), or a video file (every k-th frame, needs OpenCV). Unreadable files are counted, skipped
+and reported; a source with no usable image is an error. No torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.data.base import IMAGE_SUFFIXES, read_image
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.preprocess import resize_image
+
+log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
+DATA_KINDS = ("cityscapes:", "camvid:", "voc:", "ade20k:", "folder:", "synthetic")
+
+
+def fit_to_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize so the image covers ``size`` keeping its aspect ratio, then centre-crop: what a camera frame
+    of another aspect goes through before the deploy graph."""
+    h, w = size
+    ih, iw = image.shape[:2]
+    scale = max(h / ih, w / iw)
+    rh, rw = max(h, round(ih * scale)), max(w, round(iw * scale))
+    resized = resize_image(image, (rh, rw))
+    y, x = (rh - h) // 2, (rw - w) // 2
+    return np.ascontiguousarray(resized[y:y + h, x:x + w])
+
+
+@dataclass
+class CalibrationSet:
+    """The calibration images, already at the deploy size, plus what was skipped."""
+
+    images: list[np.ndarray]
+    source: str
+    skipped: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """sha256 over every image's bytes: part of the calibration cache's identity."""
+        h = hashlib.sha256()
+        for im in self.images:
+            h.update(np.ascontiguousarray(im).tobytes())
+        return h.hexdigest()
+
+    def batches(self, batch: int = 1) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.images) - batch + 1, batch):
+            yield np.stack(self.images[start:start + batch])
+
+
+def _from_dataset(spec: str, size, count: int | None, seed: int, split: str) -> CalibrationSet:
+    from edgeseg.data import open_dataset
+
+    source = open_dataset(spec, split)
+    order = np.random.default_rng(seed).permutation(len(source))[: count or len(source)]
+    return CalibrationSet([fit_to_size(source[int(i)][0], size) for i in order], f"{spec} ({split})")
+
+
+def _from_folder(root: Path, size, count: int | None, seed: int) -> CalibrationSet:
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise EdgesegError(f"calibration: no .jpg/.png/.bmp images under {root}")
+    order = np.random.default_rng(seed).permutation(len(files))
+    images, skipped = [], []
+    for i in order:
+        if count and len(images) >= count:
+            break
+        try:
+            images.append(fit_to_size(read_image(files[i]), size))
+        except EdgesegError:
+            skipped.append(str(files[i]))
+    return CalibrationSet(images, str(root), skipped)
+
+
+def _from_video(path: Path, size, count: int | None, every: int) -> CalibrationSet:
+    try:
+        import cv2
+    except ImportError:
+        raise EdgesegError("calibration from a video needs OpenCV: pip install 'edgeseg[camera]'") from None
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise EdgesegError(f"calibration: cannot open video {path}")
+    images, index, failures = [], 0, 0
+    try:
+        while not count or len(images) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % every == 0:
+                if frame is None or frame.size == 0:
+                    failures += 1
+                else:
+                    images.append(fit_to_size(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size))
+            index += 1
+    finally:
+        capture.release()
+    skipped = [f"{failures} frames failed to decode"] if failures else []
+    return CalibrationSet(images, f"{path} (every {every} frames)", skipped)
+
+
+def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None = None, seed: int = 0,
+                         every: int = 10, split: str = "train") -> CalibrationSet:
+    """Read up to ``count`` calibration images (seeded shuffle) from a data spec, folder or video file."""
+    if spec.startswith(DATA_KINDS):
+        calib = _from_dataset(spec, size, count, seed, split)
+    else:
+        path = Path(spec)
+        if path.is_dir():
+            calib = _from_folder(path, size, count, seed)
+        elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            calib = _from_video(path, size, count, every)
+        elif path.exists():
+            raise EdgesegError(f"calibration: {path} is neither an image folder nor a video "
+                               f"({', '.join(VIDEO_SUFFIXES)})")
+        else:
+            raise EdgesegError(f"calibration source {spec!r} not found (a data spec, an image folder or a video file)")
+    if calib.skipped:
+        log.warning("calibration: skipped %d unreadable files, e.g. %s", len(calib.skipped), calib.skipped[0])
+    if not calib.images:
+        raise EdgesegError(f"calibration: no usable image in {calib.source}"
+                           + (f" ({len(calib.skipped)} unreadable)" if calib.skipped else ""))
+    log.info("calibration: %d images from %s", len(calib.images), calib.source)
+    return calib

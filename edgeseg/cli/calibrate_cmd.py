@@ -1,0 +1,23 @@
+"""``edgeseg calibrate BUNDLE --calib-data SPEC``: redo only the precision variants and the gate."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeseg.cli.export_cmd import add_calibration_arguments, calibration_options, variants_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="a bundle folder from edgeseg export")
+    parser.add_argument("--no-fp16", action="store_true", help="skip the FP16 variant")
+    add_calibration_arguments(parser, required=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.calibration.pipeline import calibrate_bundle
+    from edgeseg.runtime.bundle import open_bundle
+
+    calibrate_bundle(args.bundle, calibration_options(args, int8=True, fp16=not args.no_fp16))
+    table, passed = variants_table(open_bundle(args.bundle).manifest)
+    print(table)
+    return 0 if passed else 1
