@@ -142,9 +142,12 @@ class Trainer:
         per_step = c.batch_size * c.accumulate
         sampler = ResumableSampler(len(dataset), c.seed, self.ctx.rank, self.ctx.world_size,
                                    start=self.iteration * per_step)
+        # Its own generator: creating the iterator must not draw from the global RNG, or a resumed run's
+        # dropout masks would be shifted against an uninterrupted run's.
+        generator = torch.Generator().manual_seed(c.seed + self.ctx.rank)
         return DataLoader(dataset, batch_size=c.batch_size, sampler=sampler, num_workers=c.workers,
                           drop_last=True, pin_memory=self.device.type == "cuda",
-                          persistent_workers=c.workers > 0)
+                          persistent_workers=c.workers > 0, generator=generator)
 
     # -- checkpoints and logs ------------------------------------------------------------------------------
     def _log(self, record: dict) -> None:

@@ -17,11 +17,16 @@ def resize_to(x: torch.Tensor, size, mode: str = "bilinear", align_corners: bool
     ``size`` may be a tensor's spatial shape (``y.shape[-2:]``) or an ``(H, W)`` tuple.
     """
     size = (int(size[0]), int(size[1]))
-    if tuple(x.shape[-2:]) == size:
+    in_size = (int(x.shape[-2]), int(x.shape[-1]))
+    if in_size == size:
         return x
-    if mode == "nearest":
-        return F.interpolate(x, size=size, mode="nearest")
-    return F.interpolate(x, size=size, mode=mode, align_corners=align_corners)
+    corners = None if mode == "nearest" else align_corners
+    if all(o % i == 0 for o, i in zip(size, in_size)):
+        # An exact integer upsampling: pass the factor, so the exported Resize takes constant scales instead of
+        # sizes computed from the input's shape (which a dynamic batch would turn into a Shape subgraph).
+        factor = (float(size[0] // in_size[0]), float(size[1] // in_size[1]))
+        return F.interpolate(x, scale_factor=factor, mode=mode, align_corners=corners)
+    return F.interpolate(x, size=size, mode=mode, align_corners=corners)
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

@@ -1,0 +1,169 @@
+"""INT8 / FP16 variants: Q/DQ structure, the TensorRT cache format, readers, the gate and the search."""
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from edgeseg.calibration.cache import hex_to_scale, read_cache, scale_to_hex, write_cache
+from edgeseg.calibration.pipeline import CalibrationOptions, calibrate_bundle, check_cache_identity
+from edgeseg.calibration.readers import fit_to_size, load_calibration_set
+from edgeseg.errors import EdgesegError
+from edgeseg.export.pipeline import ExportOptions, export_bundle
+from edgeseg.runtime.bundle import open_bundle
+
+TRAINED = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "lednet.pt"
+SIZE = (64, 128)
+
+
+def test_cache_format_round_trips_and_matches_the_spec(tmp_path):
+    write_cache(tmp_path / "calib.cache", {"conv1_out": 12.7, "relu_2": 0.0}, version="100300")
+    lines = (tmp_path / "calib.cache").read_text().splitlines()
+    assert lines[0] == "TRT-100300-EntropyCalibration2"
+    name, hexval = lines[1].split(": ")
+    assert name == "conv1_out" and hexval == struct.pack(">f", 0.1).hex()  # 12.7 / 127
+    version, algorithm, scales = read_cache(tmp_path / "calib.cache")
+    assert (version, algorithm) == ("100300", "EntropyCalibration2")
+    assert scales["conv1_out"] == pytest.approx(0.1) and scales["relu_2"] > 0
+    assert hex_to_scale(scale_to_hex(0.0123)) == pytest.approx(0.0123)
+    (tmp_path / "bad.cache").write_text("TRT-1-X\nname: zz\n")
+    with pytest.raises(EdgesegError):
+        read_cache(tmp_path / "bad.cache")
+    (tmp_path / "worse.cache").write_text("hello\n")
+    with pytest.raises(EdgesegError, match="not a TensorRT calibration cache"):
+        read_cache(tmp_path / "worse.cache")
+
+
+def test_fit_to_size_covers_and_crops():
+    image = np.zeros((100, 300, 3), np.uint8)
+    image[:, 140:160] = 255
+    out = fit_to_size(image, (64, 128))
+    assert out.shape == (64, 128, 3) and out[:, 64].mean() > 200  # the centre stripe stays centred
+
+
+def test_reader_skips_unreadable_files_and_refuses_empty_sources(tmp_path):
+    good = tmp_path / "imgs" / "sub"
+    good.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((20, 30, 3), i * 40, np.uint8)).save(good / f"{i}.png")
+    (good / "broken.jpg").write_bytes(b"not a jpeg")
+    calib = load_calibration_set(str(tmp_path / "imgs"), SIZE, seed=1)
+    assert len(calib.images) == 3 and len(calib.skipped) == 1
+    assert all(im.shape == (*SIZE, 3) and im.dtype == np.uint8 for im in calib.images)
+    assert calib.fingerprint() == load_calibration_set(str(tmp_path / "imgs"), SIZE, seed=1).fingerprint()
+    assert len(load_calibration_set("synthetic:5", SIZE).images) == 5
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "a.png").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    for spec, msg in ((tmp_path / "empty", "no .jpg"), (tmp_path / "corrupt", "no usable image"),
+                      (tmp_path / "nope", "not found"), (tmp_path / "notes.txt", "neither")):
+        with pytest.raises(EdgesegError, match=msg):
+            load_calibration_set(str(spec), SIZE)
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "b"
+    calibration = CalibrationOptions(calib_data="synthetic:8", calib_size=8, eval_images=6, max_miou_drop=50.0)
+    export_bundle(out, checkpoint=str(TRAINED), options=ExportOptions(input_size=SIZE, calibration=calibration))
+    return out
+
+
+def test_variants_files_and_manifest(int8_bundle):
+    bundle = open_bundle(int8_bundle)
+    for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "calib.cache", "calibration.json"):
+        bundle.path(name)  # listed, present, hash matches
+    variants = bundle.manifest["variants"]
+    assert set(variants) == {"fp32", "fp16", "int8"}
+    for v in variants.values():
+        assert 0 <= v["miou"] <= 1 and "miou_drop" in v and 0 <= v["label_agreement"] <= 1
+    assert abs(variants["fp16"]["miou_drop"]) < 1.0 and variants["fp16"]["label_agreement"] > 0.99
+    assert bundle.manifest["gate"]["passed"] is True
+    assert bundle.manifest["calibration"]["identity"]["input_size"] == list(SIZE)
+    check_cache_identity(int8_bundle)
+    _, _, scales = read_cache(bundle.path("calib.cache"))
+    assert len(scales) > 20 and all(s > 0 for s in scales.values())
+
+
+def test_qdq_structure_is_what_tensorrt_accepts(int8_bundle):
+    model = onnx.load(str(int8_bundle / "model.int8.onnx"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    qnodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qnodes
+    for n in qnodes:
+        zero_point = inits[n.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any()
+    weight_dq = [n for n in qnodes if n.op_type == "DequantizeLinear" and inits[n.input[1]].size > 1]
+    assert weight_dq, "per-channel weights"
+    assert {a.i for n in weight_dq for a in n.attribute if a.name == "axis"} <= {0, 1}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
+    assert producers[argmax.input[0]].op_type not in ("DequantizeLinear", "QuantizeLinear")
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert all(producers[c.input[1]].op_type == "DequantizeLinear" for c in convs)  # weights via Q/DQ
+    assert not any(n.op_type == "Add" and n.input[2:] for n in model.graph.node)
+
+
+def test_stale_cache_is_detected(int8_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(int8_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["calibration"]["identity"]["onnx_sha256"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EdgesegError, match="another model"):
+        check_cache_identity(copy)
+
+
+def test_eval_scores_the_int8_variant(int8_bundle, cli):
+    r = cli("eval", str(int8_bundle), "--precision", "int8", "--data", "synthetic", "--max-images", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["precision"] == "int8"
+
+
+def test_sensitivity_search_runs_and_records_steps(int8_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "search"
+    shutil.copytree(int8_bundle, copy)
+    options = CalibrationOptions(calib_data="synthetic:8", calib_size=8, eval_images=6, fp16=False,
+                                 max_miou_drop=-100.0, max_search_steps=2)
+    summary = calibrate_bundle(copy, options)
+    assert summary["gate"]["passed"] is False  # an impossible budget fails, keeping the best result
+    report = json.loads((copy / "sensitivity.json").read_text())
+    assert [s["step"] for s in report["steps"]] == [0, 1, 2]
+    assert [len(s["excluded"]) for s in report["steps"]] == [0, 1, 2]
+    assert report["ranking"][0]["added"] >= report["ranking"][-1]["added"]
+    best = min(s["miou_drop"] for s in report["steps"])
+    assert open_bundle(copy).manifest["variants"]["int8"]["miou_drop"] == pytest.approx(best)
+
+
+def test_cpu_target_uses_uint8_activations(tmp_path):
+    calibration = CalibrationOptions(calib_data="synthetic:4", calib_size=4, eval_images=2, fp16=False,
+                                     target="cpu", max_miou_drop=100.0)
+    export_bundle(tmp_path / "cpu", model_name="lednet",
+                  options=ExportOptions(input_size=SIZE, num_classes=8, calibration=calibration))
+    model = onnx.load(str(tmp_path / "cpu" / "model.int8.onnx"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    dtypes = {inits[n.input[2]].dtype for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert np.dtype(np.uint8) in dtypes
+    assert not (tmp_path / "cpu" / "calib.cache").exists()  # the TensorRT cache is for the TensorRT target
+
+
+def test_bad_calibration_source_from_the_cli(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    for spec in (str(tmp_path / "empty"), str(tmp_path / "missing")):
+        out = tmp_path / "out"
+        r = cli("export", "--model", "lednet", "--input-size", "64x64", "--int8", "--calib-data", spec,
+                "--out", str(out))
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith("edgeseg: error: calibration")
+        assert not out.exists()
+    r = cli("export", "--model", "lednet", "--input-size", "64x64", "--int8", "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "--calib-data" in r.stderr
