@@ -26,6 +26,7 @@ from edgeseg.fileio import write_text_atomic
 from edgeseg.models import list_models, model_info
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.runtime.load import load_runner
+from edgeseg.texttable import render_table
 
 log = logging.getLogger("benchmarks.export")
 RESULTS = Path(__file__).resolve().parent / "results" / "export.json"
@@ -76,15 +77,10 @@ def main(argv: list[str] | None = None) -> int:
               "environment": collect_environment(), "models": rows}
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
     header = ("model", "export s", "nodes", "simplified", "agreement", "ORT ms", "torch ms", "ORT/torch")
-    lines = [header] + [(r["model"], f"{r['export_seconds']:.1f}", str(r["nodes_exported"]),
-                         str(r["nodes_simplified"]), f"{100 * r['label_agreement_verify']:.3f}%",
-                         f"{r['onnxruntime_ms']:.1f}", f"{r['torch_eager_ms']:.1f}",
-                         f"{r['onnxruntime_over_torch']:.2f}") for r in rows]
-    widths = [max(len(x[c]) for x in lines) for c in range(len(header))]
-    for j, line in enumerate(lines):
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
+    print(render_table(header, [(r["model"], f"{r['export_seconds']:.1f}", r["nodes_exported"], r["nodes_simplified"],
+                                 f"{100 * r['label_agreement_verify']:.3f}%", f"{r['onnxruntime_ms']:.1f}",
+                                 f"{r['torch_eager_ms']:.1f}", f"{r['onnxruntime_over_torch']:.2f}")
+                                for r in rows]))
     env = result["environment"]
     print(f"\n{env['cpu']}, {args.threads} threads, {env['date']}")
     return 0

@@ -24,6 +24,7 @@ from edgeseg.cli.args import input_size
 from edgeseg.fileio import write_text_atomic
 from edgeseg.models import build, count_flops, count_parameters, list_models
 from edgeseg.runtime.environment import collect_environment
+from edgeseg.texttable import render_table
 
 log = logging.getLogger("benchmarks.models")
 RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
@@ -70,15 +71,10 @@ def main(argv: list[str] | None = None) -> int:
               "repeats": args.repeats, "statistic": "median", "environment": collect_environment(), "models": rows}
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
 
-    keys = ["params", "gflops", "latency_ms_1_thread", f"latency_ms_{all_threads}_threads"]
-    header = ["model", "params (M)", "GFLOPs", "ms, 1 thread", f"ms, {all_threads} threads"]
-    lines = [header] + [[r["name"], f"{r['params'] / 1e6:.3f}", f"{r['gflops']:.1f}",
-                         f"{r[keys[2]]:.1f}", f"{r[keys[3]]:.1f}"] for r in rows]
-    widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
-    for j, line in enumerate(lines):
-        print("  ".join(cell.rjust(w) if c else cell.ljust(w) for c, (cell, w) in enumerate(zip(line, widths))))
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
+    threads_key = f"latency_ms_{all_threads}_threads"
+    print(render_table(["model", "params (M)", "GFLOPs", "ms, 1 thread", f"ms, {all_threads} threads"],
+                       [(r["name"], f"{r['params'] / 1e6:.3f}", f"{r['gflops']:.1f}", f"{r['latency_ms_1_thread']:.1f}",
+                         f"{r[threads_key]:.1f}") for r in rows], right=(1, 2, 3, 4)))
     env = result["environment"]
     print(f"\n{env['cpu']}, {env['cpu_cores']} cores, torch {torch.__version__}, {env['date']}")
     print(f"wrote {args.out}")

@@ -23,6 +23,7 @@ import torch
 from edgeseg.fileio import write_text_atomic
 from edgeseg.models import load_checkpoint, load_model, save_checkpoint
 from edgeseg.runtime.environment import collect_environment
+from edgeseg.texttable import render_table
 from edgeseg.train.config import TrainConfig
 from edgeseg.train.trainer import BEST, Trainer
 
@@ -86,13 +87,8 @@ def main(argv: list[str] | None = None) -> int:
               "environment": collect_environment(), "models": rows}
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
     header = ("model", "iters", "iters/s", "img/s", "val mIoU", "pixel acc")
-    lines = [header] + [(r["model"], str(r["iterations"]), f"{r['iters_per_s']:.2f}", f"{r['images_per_s']:.1f}",
-                         f"{100 * r['val_miou']:.1f}", f"{100 * r['val_pixel_acc']:.1f}") for r in rows]
-    widths = [max(len(x[i]) for x in lines) for i in range(len(header))]
-    for j, line in enumerate(lines):
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
+    print(render_table(header, [(r["model"], r["iterations"], f"{r['iters_per_s']:.2f}", f"{r['images_per_s']:.1f}",
+                                 f"{100 * r['val_miou']:.1f}", f"{100 * r['val_pixel_acc']:.1f}") for r in rows]))
     env = result["environment"]
     print(f"\n{args.minutes:g} min per model on {env['cpu']} ({env['cpu_cores']} cores), {env['date']}")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from edgeseg.calibration.cache import DEFAULT_VERSION, write_cache
 from edgeseg.calibration.fp16 import convert_fp16
 from edgeseg.calibration.gate import layer_sensitivity, score_onnx
-from edgeseg.calibration.qdq import quantize_qdq, tensor_amax
+from edgeseg.calibration.qdq import amax_from_qdq, quantize_qdq, tensor_amax
 from edgeseg.calibration.readers import DATA_KINDS, load_calibration_set
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import make_file_readable, write_text_atomic
@@ -33,6 +33,7 @@ class CalibrationOptions:
     calib_size: int | None = None
     method: str = "entropy"
     target: str = "tensorrt"
+    quantizer: str = "onnxruntime"  # or modelopt (NVIDIA Model Optimizer), when installed
     int8: bool = True
     fp16: bool = True
     eval_data: str | None = None
@@ -119,7 +120,7 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
     ranges.unlink(missing_ok=True)  # ranges belong to one calibration set: never reuse a stale one
     int8_name = FILES["int8"]
     info = quantize_qdq(fp32_path, bundle.root / int8_name, calib, method=options.method, target=options.target,
-                        ranges_cache=ranges)
+                        ranges_cache=ranges, quantizer=options.quantizer)
     result = {**score(int8_name), **info}
     steps = [{"step": 0, "excluded": [], "miou": result.get("miou"), "miou_drop": result.get("miou_drop")}]
     over = "miou_drop" in result and result["miou_drop"] > options.max_miou_drop
@@ -130,7 +131,8 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
         for step in range(1, options.max_search_steps + 1):
             exclude = [r["node"] for r in ranking[: 2 ** (step - 1)]]
             info = quantize_qdq(fp32_path, bundle.root / "model.int8.search.onnx", calib, method=options.method,
-                                target=options.target, ranges_cache=ranges, exclude=exclude)
+                                target=options.target, ranges_cache=ranges, exclude=exclude,
+                                quantizer=options.quantizer)
             trial = {**score("model.int8.search.onnx"), **info}
             steps.append({"step": step, "excluded": exclude, "miou": trial["miou"], "miou_drop": trial["miou_drop"]})
             log.info("sensitivity step %d: %d layers in float, mIoU drop %.2f", step, len(exclude), trial["miou_drop"])
@@ -146,12 +148,14 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
         bundle.add_file("sensitivity.json", "report")
     bundle.add_file(int8_name, "onnx", precision="int8", target=options.target)
     if options.target == "tensorrt":
-        write_cache(bundle.root / "calib.cache", tensor_amax(ranges), version=options.trt_version)
+        amax = tensor_amax(ranges) if ranges.is_file() else amax_from_qdq(bundle.root / int8_name)
+        write_cache(bundle.root / "calib.cache", amax, version=options.trt_version)
         bundle.add_file("calib.cache", "calibration-cache", precision="int8")
-    make_file_readable(ranges)  # onnxruntime writes it 0600
-    bundle.add_file("calibration.json", "calibration-ranges")
+    if ranges.is_file():
+        make_file_readable(ranges)  # onnxruntime writes it 0600
+        bundle.add_file("calibration.json", "calibration-ranges")
     bundle.manifest["calibration"] = {
-        **{k: v for k, v in asdict(options).items() if k in ("method", "target", "calib_size", "seed")},
+        **{k: v for k, v in asdict(options).items() if k in ("method", "target", "quantizer", "calib_size", "seed")},
         "source": calib.source, "images": len(calib.images), "skipped": len(calib.skipped),
         "identity": {"onnx_sha256": bundle.files[fp32_path.name]["sha256"], "calibration_sha256": calib.fingerprint(),
                      "input_size": list(bundle.input_size), "trt_version": options.trt_version},

@@ -22,6 +22,7 @@ from edgeseg.fileio import atomic_path
 log = logging.getLogger(__name__)
 METHODS = ("entropy", "percentile", "minmax")
 TARGETS = ("tensorrt", "cpu")
+QUANTIZERS = ("onnxruntime", "modelopt")
 QUANTIZED_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
 
 
@@ -59,11 +60,15 @@ def graph_batch(model) -> int:
 
 def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: CalibrationSet, *, method: str = "entropy",
                  target: str = "tensorrt", exclude: list[str] | None = None, ranges_cache: str | Path,
-                 percentile: float = 99.999) -> dict:
+                 percentile: float = 99.999, quantizer: str = "onnxruntime") -> dict:
     """Write the Q/DQ model; returns what was done (method, target, excluded nodes, quantized node count)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    if quantizer == "modelopt":
+        return _quantize_modelopt(fp32_path, out_path, calib, method=method, target=target, exclude=exclude)
+    if quantizer not in QUANTIZERS:
+        raise EdgesegError(f"unknown quantizer {quantizer!r}; choose {', '.join(QUANTIZERS)}")
     if method not in METHODS:
         raise EdgesegError(f"unknown calibration method {method!r}; choose {', '.join(METHODS)}")
     if target not in TARGETS:
@@ -92,6 +97,51 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
             "calibration_images": len(calib.images), "calibration_source": calib.source}
 
 
+def _quantize_modelopt(fp32_path, out_path, calib: CalibrationSet, *, method: str, target: str,
+                       exclude: list[str] | None) -> dict:
+    """NVIDIA Model Optimizer's ONNX PTQ (``modelopt.onnx.quantization.quantize``), TensorRT rules built in.
+    Written against its documented API; not run in edgeseg's CI (the package is not installed there)."""
+    import onnx
+
+    try:
+        from modelopt.onnx.quantization import quantize as modelopt_quantize
+    except ImportError:
+        raise EdgesegError("--quantizer modelopt needs NVIDIA Model Optimizer: "
+                           "pip install 'nvidia-modelopt[onnx]'") from None
+    if target != "tensorrt":
+        raise EdgesegError("--quantizer modelopt writes TensorRT Q/DQ only; use the onnxruntime quantizer for cpu")
+    methods = {"entropy": "entropy", "minmax": "max"}
+    if method not in methods:
+        raise EdgesegError(f"modelopt calibrates with entropy or minmax, not {method!r}")
+    model = onnx.load(str(fp32_path))
+    excluded = sorted(set(tail_nodes(model)) | set(exclude or []))
+    data = {model.graph.input[0].name: np.stack(calib.images)}
+    with atomic_path(out_path) as tmp:
+        modelopt_quantize(str(fp32_path), quantize_mode="int8", calibration_data=data,
+                          calibration_method=methods[method], calibration_eps=["cpu"], nodes_to_exclude=excluded,
+                          output_path=str(tmp))
+    quantized = onnx.load(str(out_path))
+    return {"method": method, "target": target, "quantizer": "modelopt", "excluded": excluded,
+            "quantize_nodes": sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node),
+            "calibration_images": len(calib.images), "calibration_source": calib.source}
+
+
+def amax_from_qdq(path: str | Path) -> dict[str, float]:
+    """``{tensor: amax}`` read back from a Q/DQ model's activation QuantizeLinear scales (amax = 127·scale):
+    the TensorRT cache for a quantizer that keeps no range file."""
+    import onnx
+
+    model = onnx.load(str(path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    amax = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in inits and inits.get(node.input[1]) is not None:
+            scale = inits[node.input[1]]
+            if scale.size == 1:
+                amax[node.input[0]] = float(scale.reshape(()) * 127.0)
+    return amax
+
+
 def tensor_amax(ranges_cache: str | Path) -> dict[str, float]:
     """``{tensor: max |value|}`` from the cached calibration ranges (for the TensorRT calibration cache)."""
     from onnxruntime.quantization.calibrate import load_tensors_data
@@ -104,4 +154,4 @@ def tensor_amax(ranges_cache: str | Path) -> dict[str, float]:
     return amax
 
 
-__all__ = ["METHODS", "TARGETS", "quantize_qdq", "tail_nodes", "tensor_amax"]
+__all__ = ["METHODS", "QUANTIZERS", "TARGETS", "amax_from_qdq", "quantize_qdq", "tail_nodes", "tensor_amax"]

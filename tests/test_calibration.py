@@ -167,3 +167,30 @@ def test_bad_calibration_source_from_the_cli(tmp_path, cli):
         assert not out.exists()
     r = cli("export", "--model", "lednet", "--input-size", "64x64", "--int8", "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "--calib-data" in r.stderr
+
+
+def test_scales_read_back_from_qdq_match_the_calibration_ranges(int8_bundle):
+    from edgeseg.calibration.qdq import amax_from_qdq, tensor_amax
+
+    from_ranges = tensor_amax(int8_bundle / "calibration.json")
+    from_model = amax_from_qdq(int8_bundle / "model.int8.onnx")
+    shared = set(from_ranges) & set(from_model)
+    assert len(shared) > 10
+    for name in shared:
+        assert from_model[name] == pytest.approx(from_ranges[name], rel=1e-3), name
+
+
+def test_modelopt_quantizer_missing_is_a_clear_error(int8_bundle, tmp_path):
+    pytest.importorskip("onnxruntime")
+    try:
+        import modelopt  # noqa: F401
+        pytest.skip("modelopt is installed")
+    except ImportError:
+        pass
+    from edgeseg.calibration.qdq import quantize_qdq
+    from edgeseg.calibration.readers import load_calibration_set
+
+    calib = load_calibration_set("synthetic:2", SIZE)
+    with pytest.raises(EdgesegError, match="Model Optimizer"):
+        quantize_qdq(int8_bundle / "model.onnx", tmp_path / "m.onnx", calib, ranges_cache=tmp_path / "r.json",
+                     quantizer="modelopt")

@@ -9,7 +9,9 @@ CHECK = "import sys; import {module}; print('torch' in sys.modules)"
 
 
 @pytest.mark.parametrize("module", ["edgeseg", "edgeseg.runtime", "edgeseg.cli.main", "edgeseg.meta",
-                                    "edgeseg.errors", "edgeseg.fileio"])
+                                    "edgeseg.errors", "edgeseg.fileio", "edgeseg.metrics", "edgeseg.data",
+                                    "edgeseg.runtime.load", "edgeseg.runtime.evaluate", "edgeseg.runtime.bundle",
+                                    "edgeseg.runtime.onnxruntime_runner", "edgeseg.calibration.pipeline"])
 def test_light_modules_do_not_import_torch(module):
     out = subprocess.run([sys.executable, "-c", CHECK.format(module=module)], capture_output=True, text=True,
                          check=True)

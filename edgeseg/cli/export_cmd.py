@@ -41,6 +41,8 @@ def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = 
     group.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), default="entropy")
     group.add_argument("--int8-target", choices=("tensorrt", "cpu"), default="tensorrt",
                        help="Q/DQ layout: symmetric int8 for TensorRT, or uint8 activations for ONNX Runtime CPUs")
+    group.add_argument("--quantizer", choices=("onnxruntime", "modelopt"), default="onnxruntime",
+                       help="Q/DQ tool: onnxruntime.quantization, or NVIDIA Model Optimizer when installed")
     group.add_argument("--eval-data", help="labelled eval set for the gate (default: the calibration dataset's val)")
     group.add_argument("--eval-images", type=positive_int, default=50, help="eval images for the gate (default 50)")
     group.add_argument("--max-miou-drop", type=float, default=1.0, help="mIoU budget in points (default 1.0)")
@@ -52,22 +54,23 @@ def calibration_options(args: argparse.Namespace, int8: bool, fp16: bool):
     from edgeseg.calibration.pipeline import CalibrationOptions
 
     return CalibrationOptions(calib_data=args.calib_data, calib_size=args.calib_size, method=args.calib_method,
-                              target=args.int8_target, int8=int8, fp16=fp16, eval_data=args.eval_data,
+                              target=args.int8_target, quantizer=args.quantizer, int8=int8, fp16=fp16,
+                              eval_data=args.eval_data,
                               eval_images=args.eval_images, max_miou_drop=args.max_miou_drop,
                               max_search_steps=args.max_search_steps)
 
 
 def variants_table(manifest: dict) -> tuple[str, bool]:
     """The closing table (variant, size, mIoU, drop, agreement) and whether the gate passed."""
-    rows = [("variant", "file", "MB", "mIoU", "drop", "agreement")]
+    from edgeseg.texttable import render_table
+
+    rows = []
     for name, v in manifest.get("variants", {}).items():
         miou = f"{100 * v['miou']:.2f}" if "miou" in v else "-"
         drop = f"{v['miou_drop']:.2f}" if "miou_drop" in v else "-"
         agree = f"{100 * v['label_agreement']:.2f}%" if "label_agreement" in v else "-"
         rows.append((name, v["file"], f"{v['bytes'] / 2**20:.1f}", miou, drop, agree))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [render_table(("variant", "file", "MB", "mIoU", "drop", "agreement"), rows)]
     gate = manifest.get("gate", {})
     passed = gate.get("passed")
     verdict = {True: "PASSED", False: "FAILED", None: "NOT GATED (no labelled eval set)"}[passed]

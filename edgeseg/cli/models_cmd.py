@@ -59,17 +59,14 @@ def _reference(ref: dict) -> str:
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("model", "params", "GMACs", "GFLOPs", "at HxW", "default", "reference figure", "paper")
-    lines = [head]
-    for r in rows:
-        lines.append((r["name"], f"{r['params'] / 1e6:.3f}M", f"{r['gmacs']:.2f}", f"{r['gflops']:.2f}",
-                      "x".join(map(str, r["input_size"])), "x".join(map(str, r["default_input_size"])),
-                      _reference(r["reference"]), r["paper"].split(":")[0]))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    out.append("params: deploy graph (aux heads excluded). GFLOPs count a multiply-add as 2; papers quote GMACs.")
-    return "\n".join(out)
+    from edgeseg.texttable import render_table
+
+    table = render_table(
+        ("model", "params", "GMACs", "GFLOPs", "at HxW", "default", "reference figure", "paper"),
+        [(r["name"], f"{r['params'] / 1e6:.3f}M", f"{r['gmacs']:.2f}", f"{r['gflops']:.2f}",
+          "x".join(map(str, r["input_size"])), "x".join(map(str, r["default_input_size"])),
+          _reference(r["reference"]), r["paper"].split(":")[0]) for r in rows])
+    return table + "\nparams: deploy graph (aux heads excluded). GFLOPs count a multiply-add as 2; papers quote GMACs."
 
 
 def main(args: argparse.Namespace) -> int:
