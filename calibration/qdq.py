@@ -86,6 +86,9 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
                "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
                "CalibPercentile": percentile, "CalibTensorRangeSymmetric": target == "tensorrt"}
     activation = QuantType.QInt8 if target == "tensorrt" else QuantType.QUInt8
+    if not Path(ranges_cache).is_file():
+        _calibrate(fp32_path, calib, input_name, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
+                   percentile=percentile)
     with atomic_path(out_path) as tmp:
         quantize_static(str(fp32_path), str(tmp), _reader(calib, input_name, batch), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=activation,
@@ -95,6 +98,32 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
     q_nodes = sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
     return {"method": method, "target": target, "excluded": excluded, "quantize_nodes": q_nodes,
             "calibration_images": len(calib.images), "calibration_source": calib.source}
+
+
+def _calibrate(fp32_path, calib: CalibrationSet, input_name: str, batch: int, method, ranges_cache, *,
+               symmetric: bool, percentile: float) -> None:
+    """Collect tensor ranges once and save them where ``quantize_static`` finds them.
+
+    Done here rather than inside ``quantize_static`` because that one runs the entropy calibrator with 128
+    histogram bins and 128 quantized bins, which leaves its threshold search a single candidate: the full
+    range, i.e. min-max. TensorRT's entropy calibration uses 2048 bins folded to 128 levels; so do we.
+    """
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
+    options = {"symmetric": symmetric}
+    if method == CalibrationMethod.Entropy:
+        options.update(num_bins=2048, num_quantized_bins=128)
+    elif method == CalibrationMethod.Percentile:
+        options.update(num_bins=2048, percentile=percentile)
+    with tempfile.TemporaryDirectory(prefix="edgeseg-calib-") as tmp:
+        calibrator = create_calibrator(Path(fp32_path), QUANTIZED_OPS,
+                                       augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                       calibrate_method=method, extra_options=options)
+        calibrator.collect_data(_reader(calib, input_name, batch))
+        save_tensors_data(calibrator.compute_data(), ranges_cache)
 
 
 def _quantize_modelopt(fp32_path, out_path, calib: CalibrationSet, *, method: str, target: str,

@@ -194,3 +194,21 @@ def test_modelopt_quantizer_missing_is_a_clear_error(int8_bundle, tmp_path):
     with pytest.raises(EdgesegError, match="Model Optimizer"):
         quantize_qdq(int8_bundle / "model.onnx", tmp_path / "m.onnx", calib, ranges_cache=tmp_path / "r.json",
                      quantizer="modelopt")
+
+
+def test_entropy_calibration_clips_ranges_unlike_minmax(int8_bundle, tmp_path):
+    """onnxruntime's quantize_static runs entropy calibration with 128 bins folded to 128 levels, which is
+    min-max in disguise; ours uses 2048 bins like TensorRT, so it must clip some ranges."""
+    from edgeseg.calibration.qdq import quantize_qdq, tensor_amax
+    from edgeseg.calibration.readers import load_calibration_set
+
+    calib = load_calibration_set("synthetic:4", SIZE)
+    amax = {}
+    for method in ("entropy", "minmax"):
+        quantize_qdq(int8_bundle / "model.onnx", tmp_path / f"{method}.onnx", calib, method=method,
+                     ranges_cache=tmp_path / f"{method}.json")
+        amax[method] = tensor_amax(tmp_path / f"{method}.json")
+    assert amax["entropy"].keys() == amax["minmax"].keys()
+    assert all(amax["entropy"][k] <= amax["minmax"][k] * (1 + 1e-6) for k in amax["minmax"])
+    clipped = sum(amax["entropy"][k] < 0.9 * amax["minmax"][k] for k in amax["minmax"])
+    assert clipped > len(amax["minmax"]) // 4
