@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["bisenetv2", "lednet", "dfanet_b"])
     parser.add_argument("--checkpoints", type=Path, default=HERE / "checkpoints")
-    parser.add_argument("--methods", nargs="+", default=["entropy"])
+    parser.add_argument("--methods", nargs="+", default=["percentile"])
     parser.add_argument("--calib-size", type=int, default=64)
     parser.add_argument("--eval-images", type=int, default=100)
     parser.add_argument("--max-miou-drop", type=float, default=1.0)

@@ -58,7 +58,7 @@ def graph_batch(model) -> int:
     return dim.dim_value if dim.dim_value > 0 else 1
 
 
-def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: CalibrationSet, *, method: str = "entropy",
+def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: CalibrationSet, *, method: str = "percentile",
                  target: str = "tensorrt", exclude: list[str] | None = None, ranges_cache: str | Path,
                  percentile: float = 99.999, quantizer: str = "onnxruntime") -> dict:
     """Write the Q/DQ model; returns what was done (method, target, excluded nodes, quantized node count)."""
