@@ -28,8 +28,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, name: str, kwa
     """Write ``model``'s weights with everything needed to rebuild it; atomic (temp file + rename).
 
     ``kwargs`` default to those :func:`edgeseg.models.create` recorded on the model. ``compact`` keeps only
-    the deploy graph (no training-only ``aux_heads``) in float16: about a quarter of the size, for shipping
-    trained weights; it loads into a float32 model as usual.
+    the deploy graph (no training-only ``aux_heads``) in float16: under half the size, for shipping trained
+    weights; it loads into a float32 model as usual.
     """
     num_classes = getattr(model, "num_classes", None)
     meta = meta or ModelMeta.default(num_classes or 19)
