@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.data.base import SegmentationSource
+from edgeseg.export.graph import with_outputs
 from edgeseg.metrics import scores_from_confusion
 from edgeseg.runtime.evaluate import evaluate_runner
 from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
@@ -36,18 +37,6 @@ def score_onnx(path: str | Path, source: SegmentationSource, num_classes: int, *
 
 def _conv_outputs(model) -> dict[str, str]:
     return {n.output[0]: n.name for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")}
-
-
-def _expose(model, names):
-    import onnx
-
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    existing = {o.name for o in copy.graph.output}
-    for name in names:
-        if name not in existing:
-            copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    return copy
 
 
 def _upstream_convs(model, conv_outputs: dict[str, str]) -> dict[str, set[str]]:
@@ -79,7 +68,7 @@ def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: lis
     fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(int8_path))
     convs = _conv_outputs(fp32)
     names = [n for n in convs if n in {o for node in int8.graph.node for o in node.output}]
-    sessions = [ort.InferenceSession(_expose(m, names).SerializeToString(), providers=["CPUExecutionProvider"])
+    sessions = [ort.InferenceSession(with_outputs(m, names).SerializeToString(), providers=["CPUExecutionProvider"])
                 for m in (fp32, int8)]
     input_name = fp32.graph.input[0].name
     sq_err = dict.fromkeys(names, 0.0)

@@ -24,3 +24,16 @@ def topological_sort(model) -> None:
         pending = remaining
     del graph.node[:]
     graph.node.extend(ordered)
+
+
+def with_outputs(model, names):
+    """A copy of ``model`` that also outputs the float tensors ``names`` (intermediate values, for comparison)."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    existing = {o.name for o in copy.graph.output}
+    for name in names:
+        if name not in existing:
+            copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return copy

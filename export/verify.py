@@ -9,23 +9,17 @@ import numpy as np
 import torch
 
 from edgeseg.export.deploy import INPUT_NAME, DeployModel
+from edgeseg.export.graph import with_outputs
 
 log = logging.getLogger(__name__)
 
 
 def _with_logits_output(model):
     """A copy of the graph that also outputs the tensor ArgMax reads (the logits), for comparison."""
-    import onnx
-
     argmax = next((n for n in model.graph.node if n.op_type == "ArgMax"), None)
     if argmax is None:
         return model, None
-    name = argmax.input[0]
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    if name not in {o.name for o in copy.graph.output}:
-        copy.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    return copy, name
+    return with_outputs(model, [argmax.input[0]]), argmax.input[0]
 
 
 def batch_sizes(model) -> list[int]:

@@ -10,17 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from edgeseg.meta import IGNORE_INDEX
+from edgeseg.runtime.preprocess import resize_image, resize_labels
 
 
 def resize_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear for the image, nearest for the label (labels are never interpolated)."""
-    h, w = size
-    img = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-    lab = np.asarray(Image.fromarray(label).resize((w, h), Image.NEAREST))
-    return img, lab
+    return resize_image(image, size), resize_labels(label, size)
 
 
 @dataclass
