@@ -11,6 +11,7 @@ and tests can use trained weights:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -24,6 +25,7 @@ from edgeseg.fileio import write_text_atomic
 from edgeseg.models import load_checkpoint, load_model, save_checkpoint
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.texttable import render_table
+from edgeseg.train.budget import iterations_for_minutes
 from edgeseg.train.config import TrainConfig
 from edgeseg.train.trainer import BEST, Trainer
 
@@ -49,19 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         log.info("== %s: %.1f min on synthetic scenes", name, args.minutes)
-        # The poly schedule needs a length: estimate it from a short timing run so the LR decays to ~0
-        # inside the budget, as a real schedule would.
-        probe_dir = args.runs / f"{name}_probe"
-        shutil.rmtree(probe_dir, ignore_errors=True)
-        Trainer(TrainConfig(model=name, out=str(probe_dir), iters=8, log_every=1, val_max_images=1,
-                            **RECIPE)).run()
-        times = {r["iter"]: r["time_s"] for r in map(json.loads, (probe_dir / "metrics.jsonl").open())
-                 if "time_s" in r}
-        seconds_per_iter = (times[8] - times[2]) / 6  # steady state, after data-loader start-up
-        iters = max(50, int(args.minutes * 60 / seconds_per_iter * 0.95))
+        base = TrainConfig(model=name, out=str(args.runs / name), **RECIPE)
+        iters = iterations_for_minutes(base, args.minutes, minimum=50)
         shutil.rmtree(args.runs / name, ignore_errors=True)
-        config = TrainConfig(model=name, out=str(args.runs / name), iters=min(iters, args.iters),
-                             max_minutes=args.minutes, **RECIPE)
+        config = dataclasses.replace(base, iters=min(iters, args.iters), max_minutes=args.minutes)
         trainer = Trainer(config)
         t0 = time.monotonic()
         final = trainer.run()

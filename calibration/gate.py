@@ -25,7 +25,7 @@ def score_onnx(path: str | Path, source: SegmentationSource, num_classes: int, *
     latencies: list[float] = []
     with OnnxRuntimeRunner(path, threads=threads) as runner:
         cm = evaluate_runner(runner, source, num_classes=num_classes, max_images=max_images,
-                             predictions=predictions, latencies=latencies)
+                             on_prediction=lambda _, p: predictions.append(p), latencies=latencies)
     scores = scores_from_confusion(cm.matrix)
     scores["bytes"] = Path(path).stat().st_size
     scores["median_latency_ms"] = float(np.median(latencies))

@@ -10,6 +10,7 @@ layers excluded during the sensitivity search costs no new calibration.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
     if not Path(ranges_cache).is_file():
         _calibrate(fp32_path, calib, input_name, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
                    percentile=percentile)
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path) as tmp, _without_preprocess_advice():
         quantize_static(str(fp32_path), str(tmp), _reader(calib, input_name, batch), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=activation,
                         weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=calibrate,
@@ -98,6 +99,24 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
     q_nodes = sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
     return {"method": method, "target": target, "excluded": excluded, "quantize_nodes": q_nodes,
             "calibration_images": len(calib.images), "calibration_source": calib.source}
+
+
+class _PreprocessAdvice(logging.Filter):
+    """onnxruntime advises running its shape-inference pre-processing on every call; our graphs come from the
+    exporter's optimizer already shape-inferred and folded, so the advice is noise in a progress log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocess_advice():
+    root, advice = logging.getLogger(), _PreprocessAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _calibrate(fp32_path, calib: CalibrationSet, input_name: str, batch: int, method, ranges_cache, *,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from edgeseg.errors import EdgesegError
 
 
 @contextlib.contextmanager
@@ -44,3 +47,32 @@ def make_file_readable(path: str | os.PathLike) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def staged_dir(out: str | os.PathLike, marker: str) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out`` that replaces ``out`` on success and vanishes on failure.
+
+    An existing ``out`` is replaced only when it is empty or holds ``marker`` (the file that shows it was
+    written by the same kind of command: ``manifest.json`` for bundles, ``report.json`` for reports)."""
+    out = Path(out)
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise EdgesegError(f"cannot write to {parent}: {exc.strerror or exc}") from exc
+    try:
+        yield tmp
+        make_dir_readable(tmp)
+        if out.exists():
+            if not out.is_dir() or (not (out / marker).is_file() and any(out.iterdir())):
+                raise EdgesegError(f"{out} exists and has no {marker}; refusing to replace it")
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

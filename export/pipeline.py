@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +17,10 @@ from edgeseg.export.lint import lint_model, load_onnx
 from edgeseg.export.onnx_export import export_onnx
 from edgeseg.export.simplify import simplify_onnx
 from edgeseg.export.verify import verify_onnx
-from edgeseg.fileio import atomic_path, make_dir_readable
+from edgeseg.fileio import atomic_path, staged_dir
 from edgeseg.meta import ModelMeta
 from edgeseg.models import create, load_model, model_info, save_checkpoint
-from edgeseg.runtime.bundle import Bundle, open_bundle, sha256_file
+from edgeseg.runtime.bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from edgeseg.runtime.environment import package_versions
 
 log = logging.getLogger(__name__)
@@ -76,31 +73,6 @@ def _data_images(spec: str, count: int, size: tuple[int, int]) -> list:
     return [resize_image(source[i][0], size) for i in range(min(count, len(source)))]
 
 
-@contextlib.contextmanager
-def _staging_dir(out: Path):
-    """A temporary folder beside ``out`` that replaces ``out`` on success and vanishes on failure."""
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as exc:
-        raise EdgesegError(f"cannot write to {parent}: {exc.strerror or exc}") from exc
-    try:
-        yield tmp
-        make_dir_readable(tmp)
-        if out.exists():
-            if not (out / "manifest.json").is_file() and any(out.iterdir()):
-                raise EdgesegError(f"{out} exists and is not a bundle; refusing to replace it")
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, checkpoint: str | None = None,
                   options: ExportOptions | None = None) -> Bundle:
     """Export, simplify, lint and verify; write ``out/`` with ``model.onnx``, ``model.pt``, ``manifest.json``
@@ -114,7 +86,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
     deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=opts.outputs)
     images = _data_images(opts.data, opts.data_images, size) if opts.data else None
     out = Path(out)
-    with _staging_dir(out) as tmp:
+    with staged_dir(out, marker=MANIFEST) as tmp:
         t0 = time.perf_counter()
         opset = export_onnx(deploy, tmp / "model.onnx", input_size=size, batch=opts.batch,
                             dynamic_batch=opts.dynamic_batch, opset=opts.opset, exporter=opts.exporter)

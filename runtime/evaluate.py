@@ -6,6 +6,8 @@ map's size, so scores are always computed at the dataset's own resolution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from edgeseg.data.base import SegmentationSource
@@ -19,9 +21,9 @@ from edgeseg.runtime.runner import Runner
 def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: int,
                     max_images: int | None = None, boundary: bool = False, progress: bool = False,
                     latencies: list[float] | None = None,
-                    predictions: list[np.ndarray] | None = None) -> ConfusionMatrix:
-    """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and the
-    predicted label maps to ``predictions`` when given."""
+                    on_prediction: Callable[[int, np.ndarray], None] | None = None) -> ConfusionMatrix:
+    """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and call
+    ``on_prediction(index, labels)`` with each predicted label map (at the label's size) when given."""
     spec = runner.inputs()[0]
     batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
     size = (int(spec.shape[1]), int(spec.shape[2]))
@@ -39,11 +41,11 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
                 latencies.append(runner.last_latency_ms)
             if "labels" not in out:
                 raise EdgesegError(f"{runner.name} has no 'labels' output (outputs: {', '.join(out)})")
-            for pred, (_, label) in zip(out["labels"], samples):
+            for offset, (pred, (_, label)) in enumerate(zip(out["labels"], samples)):
                 pred = resize_labels(np.asarray(pred, np.uint8), label.shape)
                 cm.update(pred, label)
-                if predictions is not None:
-                    predictions.append(pred)
+                if on_prediction is not None:
+                    on_prediction(start + offset, pred)
                 if bf is not None:
                     bf.update(pred, label)
             bar.update(batch)

@@ -3,6 +3,8 @@
 A runner is a context manager. ``inputs()`` / ``outputs()`` describe the I/O tensors; ``infer(feed)`` takes a
 dict of numpy arrays and returns a dict of numpy arrays; ``last_latency_ms`` is the time of the last inference
 alone (no host-side conversion), measured with ``perf_counter`` on a CPU and device events on a GPU.
+A runner that can split that time fills ``last_stages_ms`` (``h2d``, ``compute``, ``d2h``), and one that
+owns device memory reports its peak through ``device_memory_mib()``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Runner:
     def __init__(self, name: str) -> None:
         self.name = name
         self.last_latency_ms: float | None = None
+        self.last_stages_ms: dict[str, float] = {}
         self.is_active = False
 
     def __enter__(self):
@@ -62,6 +65,10 @@ class Runner:
 
     def outputs(self) -> list[TensorSpec]:
         raise NotImplementedError
+
+    def device_memory_mib(self) -> float | None:
+        """Peak device memory this runner used (None on a CPU, or when the backend cannot tell)."""
+        return None
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -11,7 +11,10 @@ CHECK = "import sys; import {module}; print('torch' in sys.modules)"
 @pytest.mark.parametrize("module", ["edgeseg", "edgeseg.runtime", "edgeseg.cli.main", "edgeseg.meta",
                                     "edgeseg.errors", "edgeseg.fileio", "edgeseg.metrics", "edgeseg.data",
                                     "edgeseg.runtime.load", "edgeseg.runtime.evaluate", "edgeseg.runtime.bundle",
-                                    "edgeseg.runtime.onnxruntime_runner", "edgeseg.calibration.pipeline"])
+                                    "edgeseg.runtime.onnxruntime_runner", "edgeseg.calibration.pipeline",
+                                    "edgeseg.runtime.bench", "edgeseg.runtime.bench_plan", "edgeseg.runtime.report",
+                                    "edgeseg.runtime.report.html", "edgeseg.runtime.report.plots", "edgeseg.demo",
+                                    "edgeseg.runtime.environment", "edgeseg.runtime.memory"])
 def test_light_modules_do_not_import_torch(module):
     out = subprocess.run([sys.executable, "-c", CHECK.format(module=module)], capture_output=True, text=True,
                          check=True)

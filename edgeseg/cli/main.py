@@ -18,12 +18,15 @@ from edgeseg.errors import EdgesegError
 # name -> (module, one-line help). Modules are imported lazily, so `edgeseg models` never loads onnx and
 # `edgeseg run` (later) never loads torch.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("edgeseg.cli.demo_cmd", "the whole job on built-in data: train, export fp32/fp16/int8, bench, report"),
     "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
     "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
     "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),
     "lint": ("edgeseg.cli.lint_cmd", "check an ONNX file against TensorRT's ONNX parser"),
     "calibrate": ("edgeseg.cli.calibrate_cmd", "add FP16 / INT8 variants to a bundle, gated by accuracy"),
+    "bench": ("edgeseg.cli.bench_cmd", "latency, FPS, memory and mIoU per engine, with a JSON/Markdown/HTML report"),
+    "report": ("edgeseg.cli.report_cmd", "merge bench reports from several machines into one"),
 }
 
 

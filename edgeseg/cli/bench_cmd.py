@@ -1,0 +1,58 @@
+"""``edgeseg bench``: latency, throughput, memory and accuracy per (artifact, backend, precision), with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeseg.cli.args import positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifacts", nargs="+", metavar="BUNDLE_OR_FILE",
+                        help="bundle folders, or files in them (model.int8.onnx, ...), or lone .onnx files")
+    parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
+                        help="auto (default): every backend installed here that has a file to run")
+    parser.add_argument("--precision", choices=("all", "fp32", "fp16", "int8"), default="all")
+    parser.add_argument("--data", help="labelled data spec for mIoU and overlays (without it: speed only)")
+    parser.add_argument("--split", default="val", help="dataset split (default val)")
+    parser.add_argument("--max-images", type=positive_int, help="score only the first N images")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed iterations first (default 10)")
+    parser.add_argument("--iters", type=positive_int, default=100, help="timed iterations (default 100)")
+    parser.add_argument("--batch", type=positive_int, help="batch size (default: the model's static batch)")
+    parser.add_argument("--streams", type=positive_int, default=1, help="inferences in flight for FPS (default 1)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads per backend (default: all cores)")
+    parser.add_argument("--providers", choices=("cpu", "cuda", "tensorrt", "auto"), default="cpu",
+                        help="ONNX Runtime execution providers (default cpu)")
+    parser.add_argument("--overlays", type=int, default=3, help="prediction overlays per engine (default 3)")
+    parser.add_argument("--report", metavar="DIR", help="write report.json, report.md and report.html here")
+
+
+def summary_table(report: dict) -> str:
+    from edgeseg.runtime.report.document import row_label
+    from edgeseg.runtime.report.tables import points
+    from edgeseg.texttable import render_table
+
+    rows = []
+    for r in report["rows"]:
+        acc = r.get("accuracy")
+        rows.append((row_label(r, report), f"{r['latency_ms']['p50']:.2f}", f"{r['latency_ms']['p99']:.2f}",
+                     f"{r['throughput']['fps']:.1f}", f"{100 * acc['miou']:.2f}" if acc else "-",
+                     points(r.get("miou_drop")), f"{r['file_mib']:.1f}", "★" if r.get("pareto") else ""))
+    header = ("engine", "p50 ms", "p99 ms", "FPS", "mIoU", "drop", "MiB", "front")
+    return render_table(header, rows, right=(1, 2, 3, 4, 5, 6))
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.runtime.bench import BenchSettings, run_bench
+    from edgeseg.runtime.report import build_report, write_bench_report
+
+    settings = BenchSettings(backend=args.backend, precision=args.precision, data=args.data, split=args.split,
+                             max_images=args.max_images, warmup=args.warmup, iters=args.iters, batch=args.batch,
+                             streams=args.streams, threads=args.threads, providers=args.providers,
+                             overlays=args.overlays)
+    result = run_bench(args.artifacts, settings)
+    report = write_bench_report(result, args.report) if args.report else build_report(result, None)
+    print(summary_table(report))
+    if args.report:
+        print(f"report: {args.report}/report.html (tables and plots), report.md, report.json")
+    return 0

@@ -1,0 +1,20 @@
+"""``edgeseg report RUN_DIR... --out DIR``: merge bench reports (say a Jetson's and a desktop's) into one."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by edgeseg bench --report")
+    parser.add_argument("--out", required=True, help="folder for the merged report.json, report.md, report.html")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.cli.bench_cmd import summary_table
+    from edgeseg.runtime.report import write_merged_report
+
+    report = write_merged_report(args.runs, args.out)
+    print(summary_table(report))
+    print(f"report: {args.out}/report.html ({len(report['runs'])} run(s), {len(report['rows'])} engine(s))")
+    return 0

@@ -1,0 +1,264 @@
+"""``edgeseg bench``: what each engine costs (latency, throughput, memory, size) and what it loses (mIoU).
+
+For every target (artifact × backend × precision, see :mod:`edgeseg.runtime.bench_plan`):
+
+1. **Latency**: ``warmup`` untimed then ``iters`` timed passes of preprocess (resize the frames to the deploy
+   size, batch) → ``runner.infer`` → postprocess (labels back to the frame size). The runner times inference
+   itself (``perf_counter`` on a CPU, device events on a GPU), and splits it into transfer and compute where it
+   can; the host stages are timed with ``perf_counter``.
+2. **Throughput**: ``iters`` inferences of one ready batch with ``streams`` of them in flight (one thread
+   each), frames per second over the wall time.
+3. **Memory**: peak host RSS while the target was loaded and measured (and the increase over the RSS before),
+   device memory where the runner reports it.
+4. **Accuracy** (with ``data``): mIoU, per-class IoU and pixel accuracy at the dataset's resolution, with the
+   same code for every backend; the first ``overlays`` predictions are kept for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from edgeseg.data.base import SegmentationSource
+from edgeseg.errors import EdgesegError
+from edgeseg.meta import default_palette
+from edgeseg.metrics import scores_from_confusion
+from edgeseg.progress import Progress
+from edgeseg.runtime.bench_plan import Target, plan_targets
+from edgeseg.runtime.bundle import open_bundle
+from edgeseg.runtime.environment import collect_environment
+from edgeseg.runtime.evaluate import evaluate_runner
+from edgeseg.runtime.load import load_runner
+from edgeseg.runtime.memory import PeakMemory
+from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.runner import Runner
+from edgeseg.runtime.stats import latency_stats, throughput_fps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchSettings:
+    backend: str = "auto"
+    precision: str = "all"
+    data: str | None = None
+    split: str = "val"
+    max_images: int | None = None
+    warmup: int = 10
+    iters: int = 100
+    batch: int | None = None  # None: the model's static batch, else 1
+    streams: int = 1
+    threads: int | None = None
+    providers: str = "cpu"  # ONNX Runtime execution providers: cpu, cuda, tensorrt, auto
+    overlays: int = 3
+    progress: bool = True
+
+    def validate(self) -> None:
+        for name in ("iters", "streams"):
+            if getattr(self, name) < 1:
+                raise EdgesegError(f"--{name} must be at least 1")
+        if self.warmup < 0 or self.overlays < 0:
+            raise EdgesegError("--warmup and --overlays cannot be negative")
+
+
+@dataclass
+class BenchResult:
+    """Everything one ``bench`` run measured; :mod:`edgeseg.runtime.report` turns it into files."""
+
+    environment: dict
+    settings: dict
+    rows: list[dict]
+    samples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (image, label) for overlays
+    predictions: dict[str, list[np.ndarray]] = field(default_factory=dict)  # row id → label maps of the samples
+
+
+def _batch_and_size(runner: Runner, wanted: int | None) -> tuple[int, tuple[int, int]]:
+    spec = runner.inputs()[0]
+    if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[1:3]):
+        raise EdgesegError(f"{runner.name}: expected an N×H×W×3 image input with a static size, got {spec.shape}")
+    size = (int(spec.shape[1]), int(spec.shape[2]))
+    static = spec.shape[0] if isinstance(spec.shape[0], int) else None
+    if static is not None and wanted not in (None, static):
+        raise EdgesegError(f"{runner.name} was exported with batch {static}; re-export with --batch {wanted} "
+                           f"or --dynamic-batch to bench batch {wanted}")
+    return static or wanted or 1, size
+
+
+def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int, size: tuple[int, int],
+                    warmup: int, iters: int, progress: Progress | None = None) -> dict[str, list[float]]:
+    """Per-iteration milliseconds: ``latency`` (the runner's), ``preprocess``, ``inference``, ``transfer``
+    (only when the runner reports h2d/d2h), ``postprocess`` and ``end_to_end``."""
+    name = runner.inputs()[0].name
+    samples: dict[str, list[float]] = {k: [] for k in
+                                       ("latency", "preprocess", "transfer", "inference", "postprocess", "end_to_end")}
+    for i in range(warmup + iters):
+        chosen = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
+        t0 = time.perf_counter()
+        feed = to_batch(chosen, size)
+        t1 = time.perf_counter()
+        out = runner.infer({name: feed})
+        t2 = time.perf_counter()
+        if "labels" not in out:
+            raise EdgesegError(f"{runner.name} has no 'labels' output (outputs: {', '.join(out)})")
+        for labels, frame in zip(out["labels"], chosen):
+            resize_labels(np.asarray(labels, np.uint8), frame.shape[:2])
+        t3 = time.perf_counter()
+        if i >= warmup:
+            stages = runner.last_stages_ms
+            samples["latency"].append(float(runner.last_latency_ms))
+            samples["preprocess"].append((t1 - t0) * 1e3)
+            samples["inference"].append(float(stages.get("compute", runner.last_latency_ms)))
+            if "h2d" in stages or "d2h" in stages:
+                samples["transfer"].append(float(stages.get("h2d", 0.0) + stages.get("d2h", 0.0)))
+            samples["postprocess"].append((t3 - t2) * 1e3)
+            samples["end_to_end"].append((t3 - t0) * 1e3)
+        if progress is not None:
+            progress.update(1)
+    return samples
+
+
+def measure_throughput(runner: Runner, feed: dict[str, np.ndarray], *, streams: int, iters: int,
+                       progress: Progress | None = None) -> dict:
+    """Frames per second of ``iters`` inferences with ``streams`` in flight (one host thread each)."""
+    frames_per_call = next(iter(feed.values())).shape[0]
+    counts = [iters // streams + (1 if k < iters % streams else 0) for k in range(streams)]
+
+    def work(count: int) -> None:
+        for _ in range(count):
+            runner.infer(feed, check=False)
+            if progress is not None:
+                progress.update(1)
+
+    t0 = time.perf_counter()
+    if streams == 1:
+        work(counts[0])
+    else:
+        with ThreadPoolExecutor(streams, thread_name_prefix="bench-stream") as pool:
+            list(pool.map(work, counts))
+    seconds = time.perf_counter() - t0
+    frames = sum(counts) * frames_per_call
+    return {"streams": streams, "frames": frames, "seconds": round(seconds, 4),
+            "fps": round(throughput_fps(frames, seconds), 2), "method": "host threads"}
+
+
+def _timing_frames(source: SegmentationSource | None, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """Real frames at their own resolution when there is data, else seeded noise at the deploy size."""
+    if source is not None and len(source):
+        return [source[i][0] for i in range(min(count, len(source)))]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def _model_classes(target: Target, source: SegmentationSource | None) -> tuple[list[str], list]:
+    if target.bundle is not None:
+        model = open_bundle(target.bundle).model
+        classes = list(model.get("classes") or [])
+        palette = [list(c) for c in model.get("palette") or default_palette(len(classes))]
+        if source is not None and len(classes) != source.num_classes:
+            raise EdgesegError(f"{target.artifact} predicts {len(classes)} classes, {source.name} has "
+                               f"{source.num_classes}")
+        return classes, palette
+    if source is not None:
+        return list(source.classes), [list(c) for c in source.palette]
+    return [], []
+
+
+def _round_all(values: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+def bench_target(target: Target, settings: BenchSettings, source: SegmentationSource | None,
+                 keep: int = 0) -> tuple[dict, list[np.ndarray]]:
+    """Measure one target; returns its report row and the first ``keep`` predicted label maps."""
+    classes, palette = _model_classes(target, source)
+    kept: list[np.ndarray] = []
+    with PeakMemory() as memory:
+        t0 = time.perf_counter()
+        runner = load_runner(target.file, target.backend, precision=target.precision, providers=settings.providers,
+                             threads=settings.threads)
+        with runner:
+            load_s = time.perf_counter() - t0
+            batch, size = _batch_and_size(runner, settings.batch)
+            frames = _timing_frames(source, max(batch, 4), size)
+            steps = settings.warmup + 2 * settings.iters
+            bar = Progress(steps, f"bench {target.label}", enabled=settings.progress)
+            try:
+                samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
+                                          iters=settings.iters, progress=bar)
+                feed = {runner.inputs()[0].name: to_batch(frames[:batch], size)}
+                throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
+                                                progress=bar)
+            finally:
+                bar.close()
+            accuracy = None
+            if source is not None:
+                seen: list[int] = []
+
+                def collect(index: int, labels: np.ndarray) -> None:
+                    seen.append(index)
+                    if index < keep:
+                        kept.append(labels)
+
+                cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=settings.max_images,
+                                     progress=settings.progress, on_prediction=collect)
+                scores = scores_from_confusion(cm.matrix)
+                accuracy = {"data": settings.data, "split": settings.split, "images": len(seen),
+                            "miou": scores["miou"], "pixel_acc": scores["pixel_acc"],
+                            "mean_acc": scores["mean_acc"], "per_class_iou": scores["per_class_iou"]}
+            device_mib = runner.device_memory_mib()
+            providers = runner.providers() if hasattr(runner, "providers") else []
+            timing = "device events" if runner.times_itself else "perf_counter"
+    stages = {k: (round(float(np.mean(v)), 4) if v else None) for k, v in samples.items()
+              if k in ("preprocess", "transfer", "inference", "postprocess")}
+    latency = _round_all(latency_stats(samples["latency"]))
+    latency["samples"] = [round(v, 4) for v in samples["latency"]]
+    end_to_end = _round_all(latency_stats(samples["end_to_end"]))
+    row = {
+        "model": target.model, "artifact": str(target.artifact), "file": target.file.name,
+        "file_mib": round(target.file.stat().st_size / 2**20, 3), "backend": target.backend,
+        "precision": target.precision, "providers": providers, "batch": batch, "input_size": list(size),
+        "frames": "data" if source is not None else "noise", "load_s": round(load_s, 3), "timing": timing,
+        "latency_ms": latency, "end_to_end_ms": end_to_end, "stages_ms": stages,
+        "throughput": throughput, "end_to_end_fps": round(1e3 * batch / end_to_end["mean"], 2),
+        "memory": {**memory.to_dict(), "device_peak_mib": None if device_mib is None else round(device_mib, 1)},
+        "classes": classes, "palette": palette, "accuracy": accuracy,
+    }
+    return row, kept
+
+
+def _row_id(row: dict, taken: set[str]) -> str:
+    base = f"{row['model']}-{row['precision']}-{row['backend']}"
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def run_bench(paths: Sequence[str], settings: BenchSettings) -> BenchResult:
+    """Plan and measure every target; the source for accuracy is opened once and shared."""
+    settings.validate()
+    targets = plan_targets(paths, settings.backend, settings.precision)
+    source = None
+    if settings.data:
+        from edgeseg.data import open_dataset
+
+        source = open_dataset(settings.data, settings.split)
+    keep = min(settings.overlays, len(source)) if source is not None else 0
+    log.info("benchmarking %d target(s): %s", len(targets), "; ".join(t.label for t in targets))
+    rows, predictions, taken = [], {}, set()
+    for target in targets:
+        row, kept = bench_target(target, settings, source, keep)
+        row["id"] = _row_id(row, taken)
+        rows.append(row)
+        predictions[row["id"]] = kept
+        lat, acc = row["latency_ms"], row["accuracy"]
+        log.info("%s: p50 %.2f ms, %.1f FPS with %d in flight%s", target.label, lat["p50"],
+                 row["throughput"]["fps"], settings.streams, f", mIoU {100 * acc['miou']:.2f}" if acc else "")
+    samples = [source[i] for i in range(keep)] if source is not None else []
+    return BenchResult(collect_environment(), asdict(settings), rows, samples, predictions)

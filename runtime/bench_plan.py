@@ -1,0 +1,121 @@
+"""Which (artifact, backend, precision) combinations a benchmark runs: resolved from bundles and files.
+
+``backend="auto"`` takes every backend installed here that has a file to run; naming a backend that is not
+installed, or a precision no artifact has, is an error that says what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.bundle import is_bundle, open_bundle
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("onnxruntime", "tensorrt", "torch")
+PRECISIONS = ("fp32", "fp16", "int8")
+# the bundle file kind each backend runs
+KIND_OF_BACKEND = {"onnxruntime": "onnx", "tensorrt": "engine", "torch": "checkpoint"}
+BACKEND_OF_KIND = {kind: backend for backend, kind in KIND_OF_BACKEND.items()}
+_SUFFIX_KIND = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One benchmark row to measure: ``file`` run by ``backend`` at ``precision``."""
+
+    artifact: Path  # the bundle or file the user named
+    model: str
+    backend: str
+    precision: str
+    file: Path  # the file that runs
+    bundle: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.precision} {self.backend}"
+
+
+def backend_missing(backend: str) -> str | None:
+    """Why ``backend`` cannot run here, or None when it can."""
+    module = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt"}[backend]
+    if importlib.util.find_spec(module) is None:
+        hint = {"onnxruntime": "pip install onnxruntime", "torch": "pip install torch",
+                "tensorrt": "install TensorRT on a machine with an NVIDIA GPU (pip install edgeseg[tensorrt])"}
+        return f"{module} is not installed ({hint[backend]})"
+    if backend == "tensorrt":
+        trt = importlib.import_module("tensorrt")
+        if not hasattr(trt, "Builder"):  # tensorrt-stubs alone installs an empty namespace
+            return "only tensorrt-stubs is installed, not TensorRT itself"
+    return None
+
+
+def _precision_from_name(name: str) -> str:
+    for precision in ("fp16", "int8"):
+        if f".{precision}." in name or f"_{precision}." in name:
+            return precision
+    return "fp32"
+
+
+def _candidates(path: Path) -> tuple[str, Path | None, list[tuple[str, str, Path]]]:
+    """(model name, bundle root or None, [(backend, precision, file)]) for one artifact."""
+    if is_bundle(path):
+        bundle = open_bundle(path)
+        chosen = None if path.is_dir() else path.name
+        found = []
+        for name, entry in sorted(bundle.files.items()):
+            backend = BACKEND_OF_KIND.get(entry.get("kind"))
+            if backend is None or (chosen is not None and name != chosen):
+                continue
+            found.append((backend, entry.get("precision", "fp32"), bundle.root / name))
+        if chosen is not None and not found:
+            raise EdgesegError(f"{path} is not a model file of its bundle (ONNX, engine or checkpoint)")
+        return bundle.model.get("name", bundle.root.name), bundle.root, found
+    kind = _SUFFIX_KIND.get(path.suffix)
+    if kind is None:
+        raise EdgesegError(f"{path}: expected a bundle folder, an .onnx file or a TensorRT engine")
+    return path.stem.split(".")[0], None, [(BACKEND_OF_KIND[kind], _precision_from_name(path.name), path)]
+
+
+def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: str = "all",
+                 missing: Callable[[str], str | None] = backend_missing) -> list[Target]:
+    """Every combination to measure, in the order given (within an artifact: backend, then precision)."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise EdgesegError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
+    if precision != "all" and precision not in PRECISIONS:
+        raise EdgesegError(f"unknown precision {precision!r}; choose all, {', '.join(PRECISIONS)}")
+    if backend != "auto" and (reason := missing(backend)):
+        raise EdgesegError(f"backend {backend} cannot run here: {reason}")
+    wanted_backends = BACKENDS if backend == "auto" else (backend,)
+    wanted_precisions = PRECISIONS if precision == "all" else (precision,)
+    unavailable = {b: missing(b) for b in wanted_backends}
+    targets: list[Target] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise EdgesegError(f"{path} not found")
+        model, root, found = _candidates(path)
+        chosen = []
+        for b in wanted_backends:
+            for p in wanted_precisions:
+                for fb, fp, file in found:
+                    if (fb, fp) != (b, p):
+                        continue
+                    if unavailable[b]:
+                        log.info("skipping %s with %s: %s", file.name, b, unavailable[b])
+                        continue
+                    chosen.append(Target(path, model, b, p, file, root))
+        if not chosen:
+            order = sorted(found, key=lambda f: (BACKENDS.index(f[0]), PRECISIONS.index(f[1])
+                                                 if f[1] in PRECISIONS else len(PRECISIONS)))
+            have = ", ".join(f"{fp} {KIND_OF_BACKEND[fb]}" for fb, fp, _ in order) or "no model files"
+            raise EdgesegError(f"{path} has nothing to bench with backend {backend} and precision {precision} "
+                               f"(it has {have})")
+        targets.extend(chosen)
+    return targets

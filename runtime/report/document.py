@@ -1,0 +1,170 @@
+"""The report document (``report.json``): building it from a bench run, reading it back, and merging runs.
+
+A report folder holds ``report.json``, ``report.md``, ``report.html`` and the PNGs the overlays are drawn
+from (``samples/``: frames and ground truth; ``predictions/<row id>/``: each engine's label maps). A merged
+report copies each source run's PNGs under ``runs/<run id>/`` so it stands alone too. The schema is
+documented in the README ("report.json").
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.bench import BenchResult
+from edgeseg.runtime.stats import pareto_front
+
+log = logging.getLogger(__name__)
+
+FORMAT = "edgeseg-bench-report"
+FORMAT_VERSION = 1
+REPORT_JSON = "report.json"
+
+
+def run_label(environment: dict) -> str:
+    """A short name for the machine a run was measured on: the GPU (or Jetson board), else the CPU."""
+    jetson = environment.get("jetson") or {}
+    if jetson.get("board"):
+        mode = (jetson.get("power_mode") or {}).get("name")
+        return f"{jetson['board']}" + (f" ({mode})" if mode else "")
+    gpus = environment.get("gpus") or []
+    if gpus:
+        return gpus[0]["name"]
+    return f"{environment.get('cpu', 'CPU')} ×{environment.get('cpu_cores', '?')}"
+
+
+def save_label_png(path: Path, labels: np.ndarray, palette: list) -> None:
+    """A palette PNG: pixel values are the class indices, colours come from ``palette`` (255 = black)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.asarray(labels, np.uint8), mode="L").convert("P")
+    flat = [v for colour in palette for v in colour][:768]
+    image.putpalette(flat + [0] * (768 - len(flat)))
+    image.save(path, optimize=True)
+
+
+def load_label_png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im if im.mode in ("P", "L") else im.convert("L"), np.uint8)
+
+
+def _reference(row: dict, rows: list[dict]) -> dict | None:
+    """The fp32 row a row's drop is measured against: same run and artifact, the same backend if it has one."""
+    candidates = [r for r in rows if r["run"] == row["run"] and r["artifact"] == row["artifact"]
+                  and r["precision"] == "fp32" and r.get("accuracy")]
+    candidates.sort(key=lambda r: (r["backend"] != row["backend"], r["backend"] != "onnxruntime"))
+    return candidates[0] if candidates else None
+
+
+def annotate(report: dict) -> dict:
+    """Fill each row's ``miou_drop`` (mIoU points against its fp32 row) and ``pareto`` (on its run's
+    accuracy/throughput front)."""
+    rows = report["rows"]
+    for row in rows:
+        acc, ref = row.get("accuracy"), _reference(row, rows)
+        row["miou_drop"] = round(100 * (ref["accuracy"]["miou"] - acc["miou"]), 3) if acc and ref else None
+        row["drop_reference"] = ref["id"] if acc and ref else None
+    for run in report["runs"]:
+        members = [r for r in rows if r["run"] == run["id"]]
+        points = [(r["throughput"]["fps"], r["accuracy"]["miou"]) if r.get("accuracy") else None for r in members]
+        for row, on_front in zip(members, pareto_front(points)):
+            row["pareto"] = on_front
+    return report
+
+
+def build_report(result: BenchResult, out: Path | None) -> dict:
+    """The report of one bench run; writes its sample and prediction PNGs under ``out`` (unless None)."""
+    run = {"id": "run1", "label": run_label(result.environment), "environment": result.environment,
+           "settings": result.settings, "samples": []}
+    palette = next((r["palette"] for r in result.rows if r.get("palette")), [])
+    for k, (image, label) in enumerate(result.samples if out is not None else []):
+        image_path, label_path = f"samples/{k}.jpg", f"samples/{k}.png"
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(out / image_path, quality=90)
+        save_label_png(out / label_path, label, palette)
+        run["samples"].append({"image": image_path, "label": label_path})
+    rows = []
+    for row in result.rows:
+        row = {**row, "run": run["id"], "overlays": []}
+        for k, labels in enumerate(result.predictions.get(row["id"], []) if out is not None else []):
+            rel = f"predictions/{row['id']}/{k}.png"
+            save_label_png(out / rel, labels, row.get("palette") or palette)
+            row["overlays"].append(rel)
+        rows.append(row)
+    report = {"format": FORMAT, "format_version": FORMAT_VERSION,
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "runs": [run], "rows": rows}
+    return annotate(report)
+
+
+def load_report(run_dir: str | Path) -> dict:
+    """Read and check ``run_dir/report.json``."""
+    path = Path(run_dir) / REPORT_JSON
+    if not path.is_file():
+        raise EdgesegError(f"{run_dir} is not a bench report folder: no {REPORT_JSON}")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgesegError(f"{path} is unreadable: {exc}") from exc
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise EdgesegError(f"{path} is not an edgeseg bench report")
+    if int(report.get("format_version", 0)) > FORMAT_VERSION:
+        raise EdgesegError(f"{path} was written by a newer edgeseg")
+    return report
+
+
+def _copy_file(src_dir: Path, rel: str, out: Path, prefix: str) -> str:
+    src = src_dir / rel
+    dest = f"{prefix}/{rel}"
+    if not src.is_file():
+        raise EdgesegError(f"{src} is listed in {src_dir / REPORT_JSON} but missing")
+    (out / dest).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, out / dest)
+    return dest
+
+
+def merge_reports(run_dirs: list[str | Path], out: Path) -> dict:
+    """One report from several report folders (say a Jetson's and a desktop GPU's); every run keeps its own
+    environment, and its PNGs are copied under ``out/runs/<run id>/``."""
+    if not run_dirs:
+        raise EdgesegError("give at least one bench report folder")
+    merged = {"format": FORMAT, "format_version": FORMAT_VERSION,
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "runs": [], "rows": []}
+    labels: dict[str, int] = {}
+    for run_dir in map(Path, run_dirs):
+        report = load_report(run_dir)
+        for run in report["runs"]:
+            new_id = f"run{len(merged['runs']) + 1}"
+            prefix = f"runs/{new_id}"
+            run = {**run, "id": new_id, "source": str(run_dir), "original_id": run["id"],
+                   "samples": [{k: _copy_file(run_dir, v, out, prefix) for k, v in s.items()}
+                               for s in run.get("samples", [])]}
+            labels[run["label"]] = labels.get(run["label"], 0) + 1
+            if labels[run["label"]] > 1:
+                run["label"] = f"{run['label']} #{labels[run['label']]}"
+            merged["runs"].append(run)
+            for row in report["rows"]:
+                if row["run"] == run["original_id"]:
+                    merged["rows"].append({**row, "run": new_id, "id": f"{new_id}-{row['id']}",
+                                           "overlays": [_copy_file(run_dir, o, out, prefix)
+                                                        for o in row.get("overlays", [])]})
+    return annotate(merged)
+
+
+def row_label(row: dict, report: dict) -> str:
+    """``model precision backend``, with the run's machine when the report holds several runs."""
+    label = f"{row['model']} {row['precision']} {row['backend']}"
+    twins = [r for r in report["rows"] if r["run"] == row["run"] and r["model"] == row["model"]
+             and r["precision"] == row["precision"] and r["backend"] == row["backend"]]
+    if len(twins) > 1:
+        label += f" ({Path(row['artifact']).name}, {'x'.join(map(str, row['input_size']))})"
+    if len(report["runs"]) > 1:
+        run = next(r for r in report["runs"] if r["id"] == row["run"])
+        label += f" @ {run['label']}"
+    return label

@@ -1,0 +1,47 @@
+"""Numbers a benchmark reports: latency statistics and the accuracy/speed Pareto front (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+PERCENTILES = (50, 90, 99)
+
+
+def latency_stats(samples_ms: Sequence[float]) -> dict:
+    """p50 / p90 / p99 / mean / min / max / std (ms) and the sample count.
+
+    Percentiles use linear interpolation between order statistics (numpy's default, as trtexec's
+    percentiles do); with fewer than 100 samples p99 is close to the maximum, and the count says so.
+    """
+    values = np.asarray(list(samples_ms), dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no latency samples")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError("latency samples must be finite and non-negative")
+    stats = {f"p{p}": float(np.percentile(values, p)) for p in PERCENTILES}
+    stats.update(mean=float(values.mean()), min=float(values.min()), max=float(values.max()),
+                 std=float(values.std(ddof=1)) if values.size > 1 else 0.0, n=int(values.size))
+    return stats
+
+
+def pareto_front(points: Sequence[tuple[float, float] | None]) -> list[bool]:
+    """For (speed, accuracy) pairs where higher is better in both, whether each point is on the Pareto front:
+    no other point is at least as good in both and strictly better in one. ``None`` (no accuracy) is never on
+    it; identical points are all on it."""
+    front = []
+    for i, p in enumerate(points):
+        if p is None:
+            front.append(False)
+            continue
+        dominated = any(q is not None and j != i and q[0] >= p[0] and q[1] >= p[1] and (q[0] > p[0] or q[1] > p[1])
+                        for j, q in enumerate(points))
+        front.append(not dominated)
+    return front
+
+
+def throughput_fps(frames: int, seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("elapsed time must be positive")
+    return frames / seconds

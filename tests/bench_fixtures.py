@@ -1,0 +1,74 @@
+"""A two-class ONNX "model" whose right answer is known: a pixel is ``bright`` (1) when the mean of its three
+channels exceeds a threshold. With labels made by the same rule, mIoU is exactly 1 at threshold 127, and
+at any other threshold it is what numpy computes by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from edgeseg.runtime.bundle import Bundle
+
+H, W = 8, 12
+CLASSES = ["dark", "bright"]
+PALETTE = [[20, 20, 20], [250, 250, 0]]
+
+
+def threshold_onnx(path: Path, threshold: float, batch: int | str = 1) -> Path:
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Greater", ["mean", "threshold"], ["bright"]),
+        helper.make_node("Cast", ["bright"], ["labels"], to=TensorProto.UINT8),
+    ]
+    inits = [numpy_helper.from_array(np.array([3], np.int64), "axes"),
+             numpy_helper.from_array(np.array(threshold, np.float32), "threshold")]
+    graph = helper.make_graph(nodes, "threshold",
+                              [helper.make_tensor_value_info("image", TensorProto.UINT8, [batch, H, W, 3])],
+                              [helper.make_tensor_value_info("labels", TensorProto.UINT8, [batch, H, W])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def reference_labels(image: np.ndarray, threshold: float) -> np.ndarray:
+    return (image.astype(np.int64).sum(axis=2) > 3 * threshold).astype(np.uint8)
+
+
+def make_threshold_bundle(root: Path, variants: dict[str, float] | None = None) -> Path:
+    """A bundle with one ONNX per precision name: ``{"fp32": 127, "int8": 100}`` by default."""
+    variants = variants or {"fp32": 127.0, "int8": 100.0}
+    root.mkdir(parents=True)
+    bundle = Bundle(root, {"model": {"name": "tiny", "classes": CLASSES, "palette": PALETTE},
+                           "input": {"name": "image", "shape": [1, H, W, 3], "size": [H, W]}})
+    for precision, threshold in variants.items():
+        name = "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
+        threshold_onnx(root / name, threshold)
+        bundle.add_file(name, "onnx", precision=precision)
+    bundle.save()
+    return root
+
+
+def make_threshold_data(root: Path, count: int = 4) -> tuple[str, list[np.ndarray]]:
+    """A ``folder:`` data spec whose labels follow the fp32 rule, and its images."""
+    rng = np.random.default_rng(7)
+    images = []
+    for i in range(count):
+        image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / "images" / f"f{i}.png")
+        Image.fromarray(reference_labels(image, 127.0)).save(root / "labels" / f"f{i}.png")
+        images.append(image)
+    (root / "classes.txt").write_text("\n".join(f"{c} {r} {g} {b}" for c, (r, g, b) in zip(CLASSES, PALETTE)) + "\n")
+    return f"folder:{root / 'images'},{root / 'labels'}", images
+
+
+def read_report(run_dir: Path) -> dict:
+    return json.loads((run_dir / "report.json").read_text())
