@@ -26,6 +26,8 @@ def export_onnx(deploy: DeployModel, path: str | Path, *, input_size: tuple[int,
 
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # per-rewrite INFO lines from the exporter
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "torchvision is not installed. Skipping torchvision::nms": we never export torchvision ops
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     h, w = input_size
     example = torch.zeros(batch if not dynamic_batch else 2, h, w, 3, dtype=torch.uint8)
     names = list(deploy.outputs)

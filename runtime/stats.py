@@ -26,19 +26,17 @@ def latency_stats(samples_ms: Sequence[float]) -> dict:
     return stats
 
 
-def pareto_front(points: Sequence[tuple[float, float] | None]) -> list[bool]:
+def pareto_front(points: Sequence[tuple[float, float] | None], tolerance: float = 0.0) -> list[bool]:
     """For (speed, accuracy) pairs where higher is better in both, whether each point is on the Pareto front:
-    no other point is at least as good in both and strictly better in one. ``None`` (no accuracy) is never on
-    it; identical points are all on it."""
-    front = []
-    for i, p in enumerate(points):
-        if p is None:
-            front.append(False)
-            continue
-        dominated = any(q is not None and j != i and q[0] >= p[0] and q[1] >= p[1] and (q[0] > p[0] or q[1] > p[1])
-                        for j, q in enumerate(points))
-        front.append(not dominated)
-    return front
+    no other point is at least as fast and as accurate and strictly better in one. Accuracies within
+    ``tolerance`` count as equal (an FP16 engine 1e-6 more accurate than FP32 is not "more accurate").
+    ``None`` (no accuracy) is never on the front; identical points are all on it."""
+
+    def beats(q, p) -> bool:
+        return q[0] >= p[0] and q[1] >= p[1] - tolerance and (q[0] > p[0] or q[1] > p[1] + tolerance)
+
+    return [p is not None and not any(q is not None and j != i and beats(q, p) for j, q in enumerate(points))
+            for i, p in enumerate(points)]
 
 
 def throughput_fps(frames: int, seconds: float) -> float:

@@ -4,13 +4,19 @@ import json
 
 import numpy as np
 import pytest
+from bench_fixtures import (
+    make_threshold_bundle,
+    make_threshold_data,
+    read_report,
+    reference_labels,
+    threshold_onnx,
+)
 
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import ConfusionMatrix, scores_from_confusion
 from edgeseg.runtime.bench import BenchSettings, measure_throughput, run_bench
 from edgeseg.runtime.bench_plan import plan_targets
 from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
-from tests.bench_fixtures import make_threshold_bundle, make_threshold_data, read_report, reference_labels, threshold_onnx
 
 
 @pytest.fixture

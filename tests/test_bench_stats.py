@@ -36,6 +36,13 @@ def test_pareto_front_on_constructed_points():
     assert pareto_front(points) == [True, True, False, False, False, False, True]
 
 
+def test_pareto_front_tolerance_treats_tiny_accuracy_gains_as_ties():
+    fp32, fp16 = (30.0, 0.555800), (26.0, 0.555801)
+    assert pareto_front([fp32, fp16]) == [True, True]  # exact: fp16 is "more accurate"
+    assert pareto_front([fp32, fp16], tolerance=1e-4) == [True, False]  # slower and no better
+    assert pareto_front([(30.0, 0.50), (26.0, 0.52)], tolerance=1e-4) == [True, True]  # a real gain
+
+
 def test_pareto_front_ties_are_all_on_it():
     assert pareto_front([(10, 0.5), (10, 0.5)]) == [True, True]
     assert pareto_front([]) == []

@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from bench_fixtures import make_threshold_bundle, make_threshold_data, read_report
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.bench import BenchResult
-from edgeseg.runtime.report import build_report, load_report, write_bench_report
-from edgeseg.runtime.report import plots
+from edgeseg.runtime.report import build_report, load_report, plots, write_bench_report
 from edgeseg.runtime.report.document import annotate, merge_reports
 from edgeseg.runtime.report.markdown import render_markdown
-from tests.bench_fixtures import make_threshold_bundle, make_threshold_data, read_report
 
 CLASSES = ["road", "car", "person"]
 PALETTE = [[128, 64, 128], [0, 0, 142], [220, 20, 60]]

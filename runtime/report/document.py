@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 FORMAT = "edgeseg-bench-report"
 FORMAT_VERSION = 1
 REPORT_JSON = "report.json"
+# mIoU differences under 0.01 points are noise (fp16 vs fp32 differ by a few pixels): ties on the front
+FRONT_TOLERANCE = 1e-4
 
 
 def run_label(environment: dict) -> str:
@@ -73,7 +75,7 @@ def annotate(report: dict) -> dict:
     for run in report["runs"]:
         members = [r for r in rows if r["run"] == run["id"]]
         points = [(r["throughput"]["fps"], r["accuracy"]["miou"]) if r.get("accuracy") else None for r in members]
-        for row, on_front in zip(members, pareto_front(points)):
+        for row, on_front in zip(members, pareto_front(points, FRONT_TOLERANCE)):
             row["pareto"] = on_front
     return report
 
