@@ -6,6 +6,7 @@ from bench_fixtures import make_threshold_bundle, make_threshold_data, read_repo
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.bench import BenchResult
+from edgeseg.runtime.overlay import blend
 from edgeseg.runtime.report import build_report, load_report, plots, write_bench_report
 from edgeseg.runtime.report.document import annotate, merge_reports
 from edgeseg.runtime.report.markdown import render_markdown
@@ -86,7 +87,7 @@ def test_plots_are_pngs():
 def test_blend_keeps_ignored_pixels():
     image = np.full((2, 2, 3), 100, np.uint8)
     labels = np.array([[0, 255], [1, 0]], np.uint8)
-    mixed = plots.blend(image, labels, [[0, 0, 0], [200, 200, 200]], alpha=0.5)
+    mixed = blend(image, labels, [[0, 0, 0], [200, 200, 200]], alpha=0.5)
     assert mixed[0, 1].tolist() == [100, 100, 100] and mixed[0, 0].tolist() == [50, 50, 50]
     assert mixed[1, 0].tolist() == [150, 150, 150]
 

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("edgeseg.cli.calibrate_cmd", "add FP16 / INT8 variants to a bundle, gated by accuracy"),
     "bench": ("edgeseg.cli.bench_cmd", "latency, FPS, memory and mIoU per engine, with a JSON/Markdown/HTML report"),
     "report": ("edgeseg.cli.report_cmd", "merge bench reports from several machines into one"),
+    "run": ("edgeseg.cli.run_cmd", "segment a video, camera or image stream: overlay video, label PNGs, window"),
 }
 
 

@@ -14,11 +14,11 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.bench import BenchResult
+from edgeseg.runtime.overlay import save_label_png
 from edgeseg.runtime.stats import pareto_front
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,6 @@ def run_label(environment: dict) -> str:
     if gpus:
         return gpus[0]["name"]
     return f"{environment.get('cpu', 'CPU')} ×{environment.get('cpu_cores', '?')}"
-
-
-def save_label_png(path: Path, labels: np.ndarray, palette: list) -> None:
-    """A palette PNG: pixel values are the class indices, colours come from ``palette`` (255 = black)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(np.asarray(labels, np.uint8), mode="L").convert("P")
-    flat = [v for colour in palette for v in colour][:768]
-    image.putpalette(flat + [0] * (768 - len(flat)))
-    image.save(path, optimize=True)
-
-
-def load_label_png(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im if im.mode in ("P", "L") else im.convert("L"), np.uint8)
 
 
 def _reference(row: dict, rows: list[dict]) -> dict | None:

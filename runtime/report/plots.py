@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgeseg.runtime.report.document import load_label_png, row_label
+from edgeseg.runtime.overlay import blend, load_label_png
+from edgeseg.runtime.report.document import row_label
 
 MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 STAGES = (("preprocess", "#8da0cb"), ("transfer", "#fc8d62"), ("inference", "#66c2a5"), ("postprocess", "#e78ac3"))
@@ -139,21 +140,6 @@ def per_class_iou(report: dict) -> list[tuple[str, bytes]]:
         ax.set_title("Per-class IoU")
         figures.append((f"Per-class IoU ({len(classes)} classes)", _png(fig)))
     return figures
-
-
-def colourise(labels: np.ndarray, palette: list) -> np.ndarray:
-    """Label map → RGB with the palette; unknown and ignored labels are black."""
-    lut = np.zeros((256, 3), np.uint8)
-    lut[: len(palette)] = np.asarray(palette, np.uint8).reshape(-1, 3)[:256]
-    return lut[labels]
-
-
-def blend(image: np.ndarray, labels: np.ndarray, palette: list, alpha: float = 0.55) -> np.ndarray:
-    """The colourised labels over the image; ignored pixels (255) show the image alone."""
-    colour = colourise(labels, palette).astype(np.float32)
-    mixed = (1 - alpha) * image.astype(np.float32) + alpha * colour
-    mixed[labels == 255] = image[labels == 255]
-    return mixed.clip(0, 255).astype(np.uint8)
 
 
 def overlays(report: dict, base: Path) -> list[tuple[str, bytes]]:

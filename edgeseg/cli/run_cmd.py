@@ -1,0 +1,92 @@
+"""``edgeseg run BUNDLE --source SPEC``: segment a video, camera or image stream with K frames in flight."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from edgeseg.cli.args import positive_int
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="a bundle folder (or a model file inside one)")
+    parser.add_argument("--source", required=True,
+                        help="image folder, video file, camera:N, gst:PIPELINE (Jetson CSI: see the README) or "
+                             "rtsp:// URL")
+    parser.add_argument("--sink", default="null",
+                        help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default)")
+    parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
+                        help="auto (default): ONNX Runtime")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    parser.add_argument("--streams", type=positive_int, default=1, help="frames in flight (default 1)")
+    parser.add_argument("--threads", type=positive_int,
+                        help="CPU threads per stream (default: the cores shared among the streams)")
+    parser.add_argument("--max-frames", type=positive_int, help="stop after N frames")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+class StatusLine:
+    """A live line on a terminal (FPS, latency, dropped frames); a log line every few seconds otherwise."""
+
+    def __init__(self, stream=sys.stderr, log_every: float = 5.0) -> None:
+        self.stream, self.live = stream, stream.isatty()
+        self.log_every, self.last_log = log_every, 0.0
+
+    def __call__(self, s: dict) -> None:
+        latency = "-" if s["latency_ms"] is None else f"{s['latency_ms']:.1f} ms"
+        text = (f"{s['frames']} frames  {s['fps']:.1f} FPS  latency {latency}  dropped {s['dropped']}  "
+                f"in flight {s['in_flight']}")
+        if self.live:
+            self.stream.write("\r" + text.ljust(79))
+            self.stream.flush()
+        elif s["elapsed_s"] - self.last_log >= self.log_every:
+            log.info(text)
+            self.last_log = s["elapsed_s"]
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+
+
+def format_summary(summary: dict) -> str:
+    from edgeseg.texttable import render_table
+
+    head = (f"{summary['frames_out']} of {summary['frames_in']} frames in {summary['seconds']:.1f} s: "
+            f"{summary['fps']:.1f} FPS with {summary['streams']} in flight; {summary['dropped']} dropped by the "
+            f"source" + ("; stopped by Ctrl-C" if summary["interrupted"] else ""))
+    rows = [(name, f"{s['mean']:.2f}", f"{s['p50']:.2f}", f"{s['p99']:.2f}")
+            for name, s in summary["stages_ms"].items()]
+    return head + "\n" + render_table(("stage", "mean ms", "p50 ms", "p99 ms"), rows, right=(1, 2, 3))
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.runtime.bundle import open_bundle
+    from edgeseg.runtime.load import load_runner
+    from edgeseg.runtime.pipeline import StreamPipeline
+    from edgeseg.runtime.sinks import open_sink
+    from edgeseg.runtime.sources import open_source
+
+    bundle = open_bundle(args.bundle)
+    palette = bundle.model.get("palette") or []
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // args.streams) if args.streams > 1 else None)
+    source = open_source(args.source)
+    with source:
+        sink = open_sink(args.sink, palette, source.fps)
+        runner = load_runner(args.bundle, args.backend, precision=args.precision, threads=threads)
+        status = StatusLine()
+        with runner, sink:
+            pipeline = StreamPipeline(runner, source, sink, streams=args.streams, max_frames=args.max_frames,
+                                      status=status)
+            try:
+                summary = pipeline.run()
+            finally:
+                status.close()
+    summary.update(model=bundle.model.get("name"), backend=runner.backend, precision=args.precision,
+                   source=args.source, sink=args.sink)
+    print(json.dumps(summary) if args.json else format_summary(summary))
+    return 0
