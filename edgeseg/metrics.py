@@ -20,6 +20,7 @@ class ConfusionMatrix:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.boundary: dict | None = None  # boundary F-score, when the evaluation computed it
 
     def update(self, pred, target) -> None:
         """Add a batch: ``pred`` and ``target`` are integer label arrays of the same shape."""

@@ -180,7 +180,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
     with PeakMemory() as memory:
         t0 = time.perf_counter()
         runner = load_runner(target.file, target.backend, precision=target.precision, providers=settings.providers,
-                             threads=settings.threads)
+                             threads=settings.threads, streams=settings.streams)
         with runner:
             load_s = time.perf_counter() - t0
             batch, size = _batch_and_size(runner, settings.batch)
@@ -251,7 +251,9 @@ def run_bench(paths: Sequence[str], settings: BenchSettings) -> BenchResult:
         source = open_dataset(settings.data, settings.split)
     keep = min(settings.overlays, len(source)) if source is not None else 0
     log.info("benchmarking %d target(s): %s", len(targets), "; ".join(t.label for t in targets))
-    rows, predictions, taken = [], {}, set()
+    rows: list[dict] = []
+    predictions: dict[str, list[np.ndarray]] = {}
+    taken: set[str] = set()
     for target in targets:
         row, kept = bench_target(target, settings, source, keep)
         row["id"] = _row_id(row, taken)

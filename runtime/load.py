@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.bundle import is_bundle, open_bundle
+from edgeseg.runtime.bundle import Bundle, is_bundle, open_bundle
 from edgeseg.runtime.runner import Runner
 
-BACKENDS = ("auto", "onnxruntime", "torch")
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: str = "fp32",
-                providers: str = "cpu", threads: int | None = None, device: str = "cpu") -> Runner:
-    """A runner for a bundle folder, a file in a bundle, an ``.onnx`` file or an edgeseg checkpoint.
+                providers: str = "cpu", threads: int | None = None, device: str = "cpu", streams: int = 1,
+                cuda_graph: bool = False) -> Runner:
+    """A runner for a bundle folder, a file in a bundle, an ``.onnx`` file or a TensorRT engine.
 
-    Files inside a bundle are checked against the manifest's sha256 before they run. ``auto`` takes the
-    bundle's ONNX with ONNX Runtime (TensorRT engines join in with issue 7); a checkpoint runs with torch.
+    Files inside a bundle are checked against the manifest's sha256 before they run, and engines against the
+    TensorRT version and GPU they were built for. ``auto`` takes the bundle's engine of that precision when
+    TensorRT is usable here, else its ONNX with ONNX Runtime. ``streams`` is how many threads will call the
+    runner at once (TensorRT gives each its own execution context and CUDA stream).
     """
     if backend not in BACKENDS:
         raise EdgesegError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
@@ -25,7 +32,14 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     if not p.exists():
         raise EdgesegError(f"{p} not found")
     if p.is_dir() or is_bundle(p):
-        return _bundle_runner(p, backend, precision, providers, threads, device)
+        return _bundle_runner(p, backend, precision, providers, threads, device, streams, cuda_graph)
+    if p.suffix in ENGINE_SUFFIXES:
+        if backend not in ("auto", "tensorrt"):
+            raise EdgesegError(f"{p} is a TensorRT engine; it runs only with --backend tensorrt")
+        from edgeseg.runtime.tensorrt_runner import TensorRTRunner
+
+        log.warning("%s is not in a bundle: its TensorRT version and GPU cannot be checked before loading", p)
+        return TensorRTRunner(p, slots=streams, cuda_graph=cuda_graph)
     if p.suffix == ".onnx":
         if backend == "torch":
             raise EdgesegError(f"{p} is an ONNX file; the torch backend needs a checkpoint or a bundle")
@@ -38,9 +52,38 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     raise EdgesegError(f"{p}: expected a bundle folder, an .onnx file or a .pt checkpoint")
 
 
-def _bundle_runner(p: Path, backend, precision, providers, threads, device) -> Runner:
+def _tensorrt_usable() -> bool:
+    from edgeseg.runtime.bench_plan import backend_missing
+
+    return backend_missing("tensorrt") is None
+
+
+def _engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool) -> Runner:
+    from edgeseg.runtime.build import load_tensorrt
+    from edgeseg.runtime.cuda import get_cuda
+    from edgeseg.runtime.engine_plan import check_engine_identity
+    from edgeseg.runtime.tensorrt_runner import TensorRTRunner
+
+    trt = load_tensorrt()
+    gpu = get_cuda().device_info()
+    for warning in check_engine_identity(name, bundle.entry(name), trt_version=trt.__version__, gpu_name=gpu["name"],
+                                         gpu_cc=gpu["compute_capability"], bundle=str(bundle.root)):
+        log.warning(warning)
+    return TensorRTRunner(bundle.path(name), slots=streams, cuda_graph=cuda_graph)
+
+
+def _bundle_runner(p: Path, backend, precision, providers, threads, device, streams=1, cuda_graph=False) -> Runner:
     bundle = open_bundle(p)
     chosen = p.name if p.is_file() else None
+    if chosen is None:
+        engine = bundle.find("engine", precision)
+    else:
+        engine = chosen if chosen.endswith(ENGINE_SUFFIXES) else None
+    if backend == "tensorrt" or (backend == "auto" and engine and _tensorrt_usable()):
+        if engine is None:
+            raise EdgesegError(f"{bundle.root} has no {precision} TensorRT engine: edgeseg build {bundle.root} "
+                               f"--precision {precision}")
+        return _engine_runner(bundle, engine, streams, cuda_graph)
     if backend in ("auto", "onnxruntime"):
         name = chosen if chosen and chosen.endswith(".onnx") else bundle.find("onnx", precision)
         if name is None:

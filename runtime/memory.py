@@ -59,11 +59,10 @@ class PeakMemory:
         self.increase_mib: float | None = None
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.peak_mib = peak_rss_mib()
         if self.isolated and self.start_mib is not None:
             self.increase_mib = max(0.0, self.peak_mib - self.start_mib)
-        return False
 
     def to_dict(self) -> dict:
         return {"host_peak_rss_mib": _round(self.peak_mib), "host_rss_increase_mib": _round(self.increase_mib),

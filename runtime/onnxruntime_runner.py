@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class OnnxRuntimeRunner(Runner):
         self.path = Path(path)
         self.provider_choice = providers
         self.threads = threads
-        self.session = None
+        self.session: Any = None
 
     def activate(self) -> None:
         import onnxruntime as ort

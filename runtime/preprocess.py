@@ -12,7 +12,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if image.shape[:2] == (h, w):
         return image
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -20,7 +20,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if labels.shape[:2] == (h, w):
         return labels
-    return np.asarray(Image.fromarray(labels).resize((w, h), Image.NEAREST))
+    return np.asarray(Image.fromarray(labels).resize((w, h), Image.Resampling.NEAREST))
 
 
 def to_batch(images: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:

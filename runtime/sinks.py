@@ -18,6 +18,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -57,12 +58,11 @@ class FrameSink:
     def __enter__(self):
         return self
 
-    def __exit__(self, exc_type, *exc) -> bool:
+    def __exit__(self, exc_type, *exc) -> None:
         if exc_type is None or exc_type is KeyboardInterrupt:
             self.close()  # an interrupted run keeps what it wrote, complete
         else:
             self.abort()
-        return False
 
 
 class NullSink(FrameSink):
@@ -77,8 +77,8 @@ class VideoSink(FrameSink):
         super().__init__(str(path), palette)
         self.path = Path(path)
         self.fps = fps or 30.0
-        self.writer = None
-        self.size: tuple[int, int] | None = None
+        self.writer: Any = None
+        self.size: tuple[int, int] = (0, 0)
         self.tmp: Path | None = None
         if not self.path.parent.exists():
             raise EdgesegError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
@@ -101,13 +101,14 @@ class VideoSink(FrameSink):
         h, w = frame.image.shape[:2]
         if self.writer is None:
             self._open(h, w)
+        assert self.writer is not None
         if (h, w) != self.size:
             raise EdgesegError(f"frame {frame.name} is {h}x{w}, the video is {self.size[0]}x{self.size[1]}: a video "
                                f"sink needs frames of one size (use overlays:DIR)")
         self.writer.write(np.ascontiguousarray(blend(frame.image, labels, self.palette)[:, :, ::-1]))
 
     def close(self) -> None:
-        if self.writer is not None:
+        if self.writer is not None and self.tmp is not None:
             self.writer.release()
             self.writer = None
             os.replace(self.tmp, self.path)

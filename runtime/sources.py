@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,9 +75,8 @@ class FrameSource:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False
 
 
 class FolderSource(FrameSource):
@@ -112,7 +112,7 @@ class CaptureSource(FrameSource):
     row). A live source that fails is reopened after 0.5, 1, 2, 4... s (at most ``max_backoff``), up to
     ``max_reopen`` times in a row before giving up."""
 
-    def __init__(self, name: str, opener: Callable[[], object], *, live: bool, max_reopen: int = 5,
+    def __init__(self, name: str, opener: Callable[[], Any], *, live: bool, max_reopen: int = 5,
                  max_backoff: float = 8.0, max_bad_frames: int = 10, sleep: Callable[[float], None] = time.sleep):
         super().__init__(name)
         self.opener, self.live, self.max_reopen = opener, live, max_reopen
@@ -172,7 +172,7 @@ class CaptureSource(FrameSource):
         self.capture.release()
 
 
-def _capture_opener(target, api: int | None = None) -> Callable[[], object]:
+def _capture_opener(target, api: int | None = None) -> Callable[[], Any]:
     cv2 = cv2_module()
     return lambda: cv2.VideoCapture(target) if api is None else cv2.VideoCapture(target, api)
 

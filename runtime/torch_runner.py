@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ class TorchRunner(Runner):
         super().__init__(f"torch:{Path(checkpoint).name}")
         self.checkpoint, self.input_size, self.batch = Path(checkpoint), tuple(input_size), batch
         self.output_names, self.device, self.threads = tuple(outputs), device, threads
-        self.model = None
+        self.model: Any = None
 
     def activate(self) -> None:
         import torch

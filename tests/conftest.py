@@ -19,3 +19,28 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def _cuda_missing() -> str | None:
+    from edgeseg.errors import EdgesegError
+    from edgeseg.runtime.cuda import get_cuda
+
+    try:
+        get_cuda()
+    except EdgesegError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """``cuda`` and ``tensorrt`` tests run where those work and are skipped, with the reason, elsewhere."""
+    from edgeseg.runtime.bench_plan import backend_missing
+
+    needs = {"cuda": None, "tensorrt": None}
+    if any("cuda" in item.keywords or "tensorrt" in item.keywords for item in items):
+        needs["cuda"] = _cuda_missing()
+        needs["tensorrt"] = backend_missing("tensorrt") or needs["cuda"]
+    for item in items:
+        for marker, reason in needs.items():
+            if marker in item.keywords and reason:
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {reason}"))

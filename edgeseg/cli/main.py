@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("edgeseg.cli.calibrate_cmd", "add FP16 / INT8 variants to a bundle, gated by accuracy"),
     "bench": ("edgeseg.cli.bench_cmd", "latency, FPS, memory and mIoU per engine, with a JSON/Markdown/HTML report"),
     "report": ("edgeseg.cli.report_cmd", "merge bench reports from several machines into one"),
+    "build": ("edgeseg.cli.build_cmd", "build a TensorRT engine from a bundle (fp16, int8 Q/DQ, DLA) into the bundle"),
     "run": ("edgeseg.cli.run_cmd", "segment a video, camera or image stream: overlay video, label PNGs, window"),
 }
 

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -68,23 +69,22 @@ def annotate(report: dict) -> dict:
 
 def build_report(result: BenchResult, out: Path | None) -> dict:
     """The report of one bench run; writes its sample and prediction PNGs under ``out`` (unless None)."""
-    run = {"id": "run1", "label": run_label(result.environment), "environment": result.environment,
+    run: dict[str, Any] = {"id": "run1", "label": run_label(result.environment), "environment": result.environment,
            "settings": result.settings, "samples": []}
-    palette = next((r["palette"] for r in result.rows if r.get("palette")), [])
-    for k, (image, label) in enumerate(result.samples if out is not None else []):
-        image_path, label_path = f"samples/{k}.jpg", f"samples/{k}.png"
+    palette: list = next((r["palette"] for r in result.rows if r.get("palette")), [])
+    rows = [{**row, "run": run["id"], "overlays": []} for row in result.rows]
+    if out is not None:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(out / image_path, quality=90)
-        save_label_png(out / label_path, label, palette)
-        run["samples"].append({"image": image_path, "label": label_path})
-    rows = []
-    for row in result.rows:
-        row = {**row, "run": run["id"], "overlays": []}
-        for k, labels in enumerate(result.predictions.get(row["id"], []) if out is not None else []):
-            rel = f"predictions/{row['id']}/{k}.png"
-            save_label_png(out / rel, labels, row.get("palette") or palette)
-            row["overlays"].append(rel)
-        rows.append(row)
+        for k, (image, label) in enumerate(result.samples):
+            image_path, label_path = f"samples/{k}.jpg", f"samples/{k}.png"
+            Image.fromarray(image).save(out / image_path, quality=90)
+            save_label_png(out / label_path, label, palette)
+            run["samples"].append({"image": image_path, "label": label_path})
+        for row in rows:
+            for k, labels in enumerate(result.predictions.get(row["id"], [])):
+                rel = f"predictions/{row['id']}/{k}.png"
+                save_label_png(out / rel, labels, row.get("palette") or palette)
+                row["overlays"].append(rel)
     report = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "runs": [run], "rows": rows}
@@ -122,7 +122,7 @@ def merge_reports(run_dirs: list[str | Path], out: Path) -> dict:
     environment, and its PNGs are copied under ``out/runs/<run id>/``."""
     if not run_dirs:
         raise EdgesegError("give at least one bench report folder")
-    merged = {"format": FORMAT, "format_version": FORMAT_VERSION,
+    merged: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "runs": [], "rows": []}
     labels: dict[str, int] = {}
     for run_dir in map(Path, run_dirs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from edgeseg.runtime.report import plots
@@ -25,7 +26,7 @@ figcaption { color: #555; font-size: 12.5px; } .note { color: #555; }
 """
 
 
-def html_table(table: Table, front_rows: set[int] = frozenset()) -> str:
+def html_table(table: Table, front_rows: Collection[int] = ()) -> str:
     header, rows = table
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edgeseg.runtime.report.document import row_label
 
 Table = tuple[list[str], list[list[str]]]
@@ -92,7 +94,7 @@ def _jetson_text(env: dict) -> str:
 def environment_table(report: dict) -> Table:
     """One column per run: the machine, its software and the bench settings."""
     header = [""] + [f"{run['id']}: {run['label']}" for run in report["runs"]]
-    fields = [
+    fields: list[tuple[str, Callable[[dict], str]]] = [
         ("date", lambda run: run["environment"].get("date", "-")),
         ("CPU", lambda run: f"{run['environment'].get('cpu')} ({run['environment'].get('cpu_cores')} cores)"),
         ("GPU", lambda run: _gpu_text(run["environment"])),
@@ -101,9 +103,13 @@ def environment_table(report: dict) -> Table:
         ("OS / Python", lambda run: f"{run['environment'].get('os')} / {run['environment'].get('python')}"),
     ]
     for package in ("tensorrt", "onnxruntime", "onnxruntime-gpu", "torch", "edgeseg"):
-        fields.append((package, lambda run, p=package: run["environment"].get("packages", {}).get(p, "-")))
+        fields.append((package, _package_version(package)))
     fields.append(("settings", _settings_text))
     return header, [[name] + [str(get(run)) for run in report["runs"]] for name, get in fields]
+
+
+def _package_version(package: str) -> Callable[[dict], str]:
+    return lambda run: run["environment"].get("packages", {}).get(package, "-")
 
 
 def _settings_text(run: dict) -> str:

@@ -1,0 +1,52 @@
+"""``edgeseg build BUNDLE``: a TensorRT engine from the bundle's typed ONNX, added to the bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edgeseg.cli.args import positive_int
+
+
+def _opt_level(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 5:
+        raise argparse.ArgumentTypeError(f"expected 0..5, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="a bundle folder from edgeseg export")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+                        help="which typed ONNX to build (default fp16); int8 builds the Q/DQ model")
+    parser.add_argument("--workspace", type=positive_int, metavar="MB", help="workspace memory pool limit")
+    parser.add_argument("--opt-level", type=_opt_level, default=3, help="builder optimisation level 0..5 (default 3)")
+    parser.add_argument("--timing-cache", metavar="FILE", help="read and update this timing cache")
+    parser.add_argument("--dla", type=int, metavar="CORE", help="run on this DLA core (Jetson Xavier / Orin)")
+    parser.add_argument("--gpu-fallback", action="store_true", help="with --dla: layers DLA cannot run go to the GPU")
+    parser.add_argument("--version-compatible", action="store_true",
+                        help="an engine later TensorRT versions can run (lean runtime)")
+    parser.add_argument("--hardware-compatibility", choices=("none", "ampere+", "same-cc"), default="none",
+                        help="an engine that runs on other GPUs: every Ampere+ GPU, or the same compute capability")
+    parser.add_argument("--legacy-calibrator", action="store_true",
+                        help="TensorRT 10 only: implicit INT8 from model.onnx and calib.cache "
+                             "(IInt8EntropyCalibrator2)")
+    parser.add_argument("--calib-data", help="with --legacy-calibrator and no calib.cache: calibration images")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.runtime.build import build_engine
+    from edgeseg.runtime.engine_plan import BuildOptions
+
+    options = BuildOptions(precision=args.precision, workspace_mb=args.workspace, opt_level=args.opt_level,
+                           timing_cache=args.timing_cache, dla_core=args.dla, gpu_fallback=args.gpu_fallback,
+                           version_compatible=args.version_compatible,
+                           hardware_compatibility=args.hardware_compatibility,
+                           legacy_calibrator=args.legacy_calibrator, calib_data=args.calib_data)
+    result = build_engine(args.bundle, options)
+    layers = result["layers"]
+    print(json.dumps({"engine": result["engine"], "tensorrt": result["entry"]["tensorrt"],
+                      "gpu": result["entry"]["gpu"], "build_seconds": result["entry"]["build_seconds"],
+                      "layers": len(layers["layers"]), "by_precision": layers["by_precision"],
+                      "by_device": layers["by_device"]}))
+    return 0

@@ -1,0 +1,198 @@
+"""Every decision about a TensorRT engine that is not a TensorRT call: pure functions, tested without a GPU.
+
+* :func:`plan_build` — which ONNX variant to parse, strongly typed or not, which builder flags, DLA placement,
+  hardware / version compatibility, workspace, optimisation level, file names; and the refusals (a flag the
+  TensorRT version lacks, DLA with fp32, hardware compatibility with DLA...).
+* :func:`check_engine_identity` — an engine runs only with the TensorRT version and the GPU it was built for
+  (unless built version- or hardware-compatible); otherwise a clear error with the command that rebuilds it.
+* :func:`layer_report` — per-layer precision and device from the engine inspector's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from edgeseg.errors import EdgesegError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+HARDWARE_LEVELS = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
+MAX_OPT_LEVEL = 5
+
+
+class EngineMismatchError(EdgesegError):
+    """An engine built for another GPU or TensorRT version."""
+
+
+@dataclass
+class BuildOptions:
+    precision: str = "fp16"
+    workspace_mb: int | None = None
+    opt_level: int = 3
+    timing_cache: str | None = None
+    dla_core: int | None = None
+    gpu_fallback: bool = False
+    version_compatible: bool = False
+    hardware_compatibility: str = "none"  # none | ampere+ | same-cc
+    legacy_calibrator: bool = False  # TensorRT 10 only: implicit INT8 from the fp32 ONNX and calib.cache
+    calib_data: str | None = None  # for the legacy calibrator when the bundle has no calib.cache
+
+
+@dataclass
+class BuildPlan:
+    onnx_file: str
+    precision: str
+    strongly_typed: bool
+    builder_flags: list[str] = field(default_factory=list)
+    hardware_level: str = "NONE"
+    dla_core: int | None = None
+    workspace_bytes: int | None = None
+    opt_level: int = 3
+    calibration_cache: str | None = None
+    engine_file: str = "model.engine"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:4])
+
+
+def compute_capability(text: str) -> tuple[int, int]:
+    major, _, minor = str(text).partition(".")
+    return int(major), int(minor or 0)
+
+
+def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_cores: int,
+               gpu_compute_capability: str) -> BuildPlan:
+    """The build for a bundle whose manifest lists ``files`` (name → entry), or a clear refusal."""
+    o = options
+    if o.precision not in PRECISIONS:
+        raise EdgesegError(f"--precision must be one of {', '.join(PRECISIONS)}, got {o.precision!r}")
+    if not 0 <= o.opt_level <= MAX_OPT_LEVEL:
+        raise EdgesegError(f"--opt-level must be 0..{MAX_OPT_LEVEL}, got {o.opt_level}")
+    if o.workspace_mb is not None and o.workspace_mb < 1:
+        raise EdgesegError("--workspace must be at least 1 MB")
+    if o.hardware_compatibility not in HARDWARE_LEVELS:
+        raise EdgesegError(f"--hardware-compatibility must be one of {', '.join(HARDWARE_LEVELS)}")
+    major = version_tuple(trt_version)[0]
+    if major < 10:
+        raise EdgesegError(f"TensorRT {trt_version} is too old: edgeseg builds with TensorRT 10.x or 11.x")
+
+    def find(kind: str, precision: str) -> str | None:
+        return next((name for name, e in sorted(files.items())
+                     if e.get("kind") == kind and e.get("precision", "fp32") == precision), None)
+
+    flags: list[str] = []
+    cache = None
+    if o.legacy_calibrator:
+        if o.precision != "int8":
+            raise EdgesegError("--legacy-calibrator is for --precision int8")
+        if major >= 11:
+            raise EdgesegError(f"TensorRT {trt_version} removed the INT8 calibrators; build the Q/DQ model "
+                               f"(model.int8.onnx) without --legacy-calibrator")
+        onnx_file, strongly_typed = find("onnx", "fp32"), False
+        flags += ["INT8", "FP16"]  # layers INT8 cannot take fall back to FP16, as trtexec --int8 --fp16
+        cache = find("calibration-cache", "int8")
+        if cache is None and not o.calib_data:
+            raise EdgesegError("the bundle has no calib.cache: give --calib-data for the legacy calibrator, or "
+                               "run edgeseg calibrate BUNDLE --int8 first")
+    else:
+        onnx_file, strongly_typed = find("onnx", o.precision), True
+        if onnx_file is None:
+            raise EdgesegError(f"the bundle has no {o.precision} ONNX model: add it with edgeseg calibrate BUNDLE "
+                               f"--{o.precision} --calib-data SPEC" if o.precision != "fp32" else
+                               "the bundle has no fp32 ONNX model (model.onnx)")
+    if onnx_file is None:
+        raise EdgesegError("the bundle has no fp32 ONNX model (model.onnx)")
+    if o.dla_core is not None:
+        if num_dla_cores == 0:
+            raise EdgesegError("this GPU has no DLA cores (DLA exists on Jetson Xavier / Orin)")
+        if not 0 <= o.dla_core < num_dla_cores:
+            raise EdgesegError(f"--dla {o.dla_core}: this device has DLA cores 0..{num_dla_cores - 1}")
+        if o.precision == "fp32":
+            raise EdgesegError("DLA runs fp16 or int8 only: use --precision fp16 or int8 with --dla")
+        if o.hardware_compatibility != "none":
+            raise EdgesegError("hardware compatibility cannot be combined with DLA")
+        if o.gpu_fallback:
+            flags.append("GPU_FALLBACK")
+    elif o.gpu_fallback:
+        raise EdgesegError("--gpu-fallback only means something with --dla")
+    if o.hardware_compatibility == "ampere+" and compute_capability(gpu_compute_capability) < (8, 0):
+        raise EdgesegError(f"--hardware-compatibility ampere+ needs an Ampere or newer GPU to build on "
+                           f"(this one is compute {gpu_compute_capability})")
+    if o.version_compatible:
+        flags.append("VERSION_COMPATIBLE")
+    suffix = f".dla{o.dla_core}" if o.dla_core is not None else ""
+    return BuildPlan(onnx_file=onnx_file, precision=o.precision, strongly_typed=strongly_typed, builder_flags=flags,
+                     hardware_level=HARDWARE_LEVELS[o.hardware_compatibility], dla_core=o.dla_core,
+                     workspace_bytes=None if o.workspace_mb is None else o.workspace_mb * 2**20,
+                     opt_level=o.opt_level, calibration_cache=cache,
+                     engine_file=f"model.{o.precision}{suffix}{'.legacy' if o.legacy_calibrator else ''}.engine")
+
+
+def rebuild_command(bundle: str, entry: dict) -> str:
+    parts = [f"edgeseg build {bundle} --precision {entry.get('precision', 'fp16')}"]
+    if entry.get("dla_core") is not None:
+        parts.append(f"--dla {entry['dla_core']}")
+    if entry.get("legacy_calibrator"):
+        parts.append("--legacy-calibrator")
+    return " ".join(parts)
+
+
+def check_engine_identity(name: str, entry: dict, *, trt_version: str, gpu_name: str, gpu_cc: str,
+                          bundle: str) -> list[str]:
+    """Refuse an engine built for another TensorRT or GPU; returns warnings (same compute capability but a
+    different GPU model: it runs, possibly slower than an engine built here)."""
+    built_version, built_cc = entry.get("tensorrt", "?"), entry.get("compute_capability", "?")
+    built_gpu = entry.get("gpu", "?")
+    problems = []
+    if entry.get("version_compatible"):
+        if version_tuple(trt_version) < version_tuple(built_version):
+            problems.append(f"TensorRT {trt_version} is older than the {built_version} it was built with")
+    elif version_tuple(trt_version)[:3] != version_tuple(built_version)[:3]:
+        problems.append(f"it was built with TensorRT {built_version}, this is TensorRT {trt_version}")
+    level = entry.get("hardware_compatibility", "NONE")
+    if level == "AMPERE_PLUS":
+        if compute_capability(gpu_cc) < (8, 0):
+            problems.append(f"it needs an Ampere or newer GPU, this is {gpu_name} (compute {gpu_cc})")
+    elif built_cc != "?" and compute_capability(gpu_cc) != compute_capability(built_cc):
+        problems.append(f"it was built for {built_gpu} (compute {built_cc}), this is {gpu_name} (compute {gpu_cc})")
+    if problems:
+        raise EngineMismatchError(f"{name} cannot run here: {'; '.join(problems)}. Rebuild it on this machine: "
+                                  f"{rebuild_command(bundle, entry)}")
+    if level == "NONE" and built_gpu not in ("?", gpu_name):
+        return [f"{name} was built on {built_gpu}; it runs on {gpu_name} (same compute capability), but an engine "
+                f"built here may be faster"]
+    return []
+
+
+def layer_report(inspector_json: str) -> dict:
+    """Per-layer name, type, precision and device from ``IEngineInspector.get_engine_information(JSON)``
+    (built with detailed profiling verbosity), and counts per precision and device."""
+    try:
+        info = json.loads(inspector_json)
+    except json.JSONDecodeError as exc:
+        raise EdgesegError(f"unreadable engine inspector output: {exc}") from exc
+    layers = []
+    for layer in info.get("Layers", []):
+        if isinstance(layer, str):  # without detailed verbosity TensorRT lists names only
+            layers.append({"name": layer, "type": None, "precision": None, "device": None})
+            continue
+        outputs = layer.get("Outputs") or []
+        fmt = outputs[0].get("Format/Datatype", "") if outputs else ""
+        precision = _precision_of(fmt) or _precision_of(str(layer.get("Precision", "")))
+        kind = str(layer.get("LayerType", ""))
+        device = "DLA" if "dla" in kind.lower() or "dla" in str(layer.get("Name", "")).lower() else "GPU"
+        layers.append({"name": layer.get("Name"), "type": kind, "precision": precision, "device": device})
+    return {"layers": layers, "by_precision": dict(Counter(str(x["precision"]) for x in layers)),
+            "by_device": dict(Counter(str(x["device"]) for x in layers))}
+
+
+def _precision_of(text: str) -> str | None:
+    t = text.lower()
+    for key, name in (("uint8", "uint8"), ("int8", "int8"), ("half", "fp16"), ("fp16", "fp16"), ("float", "fp32"),
+                      ("fp32", "fp32"), ("int32", "int32"), ("bool", "bool")):
+        if key in t:
+            return name
+    return None
