@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -76,3 +77,17 @@ def staged_dir(out: str | os.PathLike, marker: str) -> Iterator[Path]:
             os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json_document(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:
+    """A JSON file tagged ``{"format": fmt, "format_version": n}``: parsed and checked, or a clear error."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EdgesegError(f"{path} is unreadable: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != fmt:
+        raise EdgesegError(f"{path} is not an {what}")
+    if int(document.get("format_version", 0)) > version:
+        raise EdgesegError(f"{path} was written by a newer edgeseg")
+    return document

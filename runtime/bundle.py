@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import write_text_atomic
+from edgeseg.fileio import read_json_document, write_text_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "edgeseg-bundle"
@@ -95,12 +95,4 @@ def open_bundle(path: str | os.PathLike) -> Bundle:
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
         raise EdgesegError(f"{root} is not a bundle: no {MANIFEST}")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EdgesegError(f"{manifest_path} is unreadable: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise EdgesegError(f"{manifest_path} is not an edgeseg bundle manifest")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
-        raise EdgesegError(f"{manifest_path} was written by a newer edgeseg")
-    return Bundle(root, manifest)
+    return Bundle(root, read_json_document(manifest_path, FORMAT, FORMAT_VERSION, "edgeseg bundle manifest"))

@@ -9,7 +9,6 @@ documented in the README ("report.json").
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from edgeseg.errors import EdgesegError
+from edgeseg.fileio import read_json_document
 from edgeseg.runtime.bench import BenchResult
 from edgeseg.runtime.overlay import save_label_png
 from edgeseg.runtime.stats import pareto_front
@@ -96,15 +96,7 @@ def load_report(run_dir: str | Path) -> dict:
     path = Path(run_dir) / REPORT_JSON
     if not path.is_file():
         raise EdgesegError(f"{run_dir} is not a bench report folder: no {REPORT_JSON}")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EdgesegError(f"{path} is unreadable: {exc}") from exc
-    if not isinstance(report, dict) or report.get("format") != FORMAT:
-        raise EdgesegError(f"{path} is not an edgeseg bench report")
-    if int(report.get("format_version", 0)) > FORMAT_VERSION:
-        raise EdgesegError(f"{path} was written by a newer edgeseg")
-    return report
+    return read_json_document(path, FORMAT, FORMAT_VERSION, "edgeseg bench report")
 
 
 def _copy_file(src_dir: Path, rel: str, out: Path, prefix: str) -> str:
@@ -156,3 +148,12 @@ def row_label(row: dict, report: dict) -> str:
         run = next(r for r in report["runs"] if r["id"] == row["run"])
         label += f" @ {run['label']}"
     return label
+
+
+def rows_by_classes(report: dict) -> dict[tuple, list[dict]]:
+    """The scored rows grouped by their class list (engines of different datasets cannot share a table)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in report["rows"]:
+        if row.get("accuracy"):
+            groups.setdefault(tuple(row["classes"]), []).append(row)
+    return groups

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from edgeseg.runtime.overlay import blend, load_label_png
-from edgeseg.runtime.report.document import row_label
+from edgeseg.runtime.report.document import row_label, rows_by_classes
 
 MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 STAGES = (("preprocess", "#8da0cb"), ("transfer", "#fc8d62"), ("inference", "#66c2a5"), ("postprocess", "#e78ac3"))
@@ -119,12 +119,8 @@ def stage_split(report: dict) -> bytes:
 
 def per_class_iou(report: dict) -> list[tuple[str, bytes]]:
     """A heatmap of IoU (%) per class and engine, one per distinct class list among the rows."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in report["rows"]:
-        if row.get("accuracy"):
-            groups.setdefault(tuple(row["classes"]), []).append(row)
     figures = []
-    for classes, rows in groups.items():
+    for classes, rows in rows_by_classes(report).items():
         values = np.array([[np.nan if v is None else 100 * v for v in r["accuracy"]["per_class_iou"]] for r in rows]).T
         fig = _figure(2.5 + 1.3 * len(rows), 1.2 + 0.3 * len(classes))
         ax = fig.subplots()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edgeseg.runtime.report.document import row_label
+from edgeseg.runtime.report.document import row_label, rows_by_classes
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -59,12 +59,8 @@ def accuracy_table(report: dict) -> Table:
 
 def class_tables(report: dict) -> list[Table]:
     """Per-class IoU (%) with one column per engine, one table per distinct class list."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in report["rows"]:
-        if r.get("accuracy"):
-            groups.setdefault(tuple(r["classes"]), []).append(r)
     tables = []
-    for classes, rows in groups.items():
+    for classes, rows in rows_by_classes(report).items():
         header = ["class"] + [row_label(r, report) for r in rows]
         body = [[name] + [_pct(r["accuracy"]["per_class_iou"][i]) for r in rows] for i, name in enumerate(classes)]
         tables.append((header, body))
