@@ -63,6 +63,9 @@ def test_peak_memory_sees_an_allocation():
         pytest.skip("this kernel does not allow resetting the peak RSS")
     assert memory.increase_mib >= 48
     assert memory.peak_mib >= memory.start_mib + 48
+    with PeakMemory() as quiet:  # the 64 MiB peak above must not leak into the next measurement
+        pass
+    assert quiet.increase_mib < 16
 
 
 def test_parse_nvpmodel():
