@@ -26,15 +26,13 @@ from edgeseg.models import load_checkpoint, load_model, save_checkpoint
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.texttable import render_table
 from edgeseg.train.budget import iterations_for_minutes
-from edgeseg.train.config import TrainConfig
+from edgeseg.train.config import SYNTHETIC_CPU_RECIPE, TrainConfig
 from edgeseg.train.trainer import BEST, Trainer
 
 log = logging.getLogger("benchmarks.train_synthetic")
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "train_synthetic.json"
-RECIPE = dict(data="synthetic", crop=(128, 256), scales=(0.75, 1.5), batch_size=16, optimizer="adamw", lr=3e-3,
-              weight_decay=1e-4, loss="ohem", warmup=20, val_every=10**9, checkpoint_every=10**9, workers=2,
-              seed=0)
+RECIPE = SYNTHETIC_CPU_RECIPE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,6 @@ from edgeseg.runtime.bundle import MANIFEST, open_bundle, sha256_file
 log = logging.getLogger(__name__)
 
 DATA = "synthetic"
-# the CPU recipe measured in benchmarks/train_synthetic.py (128×256 crops, batch 16, AdamW, OHEM)
-RECIPE = dict(data=DATA, crop=(128, 256), scales=(0.75, 1.5), batch_size=16, optimizer="adamw", lr=3e-3,
-              weight_decay=1e-4, loss="ohem", warmup=20, val_every=10**9, checkpoint_every=10**9, workers=2, seed=0)
 
 
 @dataclass
@@ -66,7 +63,7 @@ def _reusable_checkpoint(path: Path, model: str) -> bool:
 def train_stage(options: DemoOptions) -> Path:
     """Train ``options.model`` for ``options.minutes`` (schedule sized to fit), or reuse an earlier run's."""
     from edgeseg.train.budget import iterations_for_minutes
-    from edgeseg.train.config import TrainConfig
+    from edgeseg.train.config import SYNTHETIC_CPU_RECIPE, TrainConfig
     from edgeseg.train.trainer import BEST, Trainer
 
     run_dir = options.out / f"train-{options.model}"
@@ -74,7 +71,7 @@ def train_stage(options: DemoOptions) -> Path:
     if not options.retrain and _reusable_checkpoint(best, options.model):
         log.info("reusing the checkpoint of an earlier demo run: %s (--retrain to train again)", best)
         return best
-    base = TrainConfig(model=options.model, out=str(run_dir), **RECIPE)
+    base = TrainConfig(model=options.model, out=str(run_dir), **SYNTHETIC_CPU_RECIPE)
     probe_minutes = 0.5  # what timing the steps costs, taken from the budget
     iters = iterations_for_minutes(base, max(options.minutes - probe_minutes, 0.5))
     config = dataclasses.replace(base, iters=iters, max_minutes=max(options.minutes - probe_minutes, 0.5))
@@ -115,9 +112,9 @@ def export_stage(options: DemoOptions, checkpoint: Path) -> tuple[Path, bool | N
 def engine_stage(bundle: Path) -> list[str]:
     """Where TensorRT is usable: build the fp16 and int8 engines (kept in the bundle) so the bench covers them.
     A failed build is logged and the demo goes on without that engine."""
-    from edgeseg.runtime.bench_plan import backend_missing
     from edgeseg.runtime.build import build_engine
     from edgeseg.runtime.engine_plan import BuildOptions
+    from edgeseg.runtime.load import backend_missing
 
     if (reason := backend_missing("tensorrt")) is not None:
         log.info("no TensorRT engines: %s", reason)

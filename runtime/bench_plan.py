@@ -6,8 +6,6 @@ installed, or a precision no artifact has, is an error that says what is missing
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.bundle import is_bundle, open_bundle
+from edgeseg.runtime.load import backend_missing
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +39,6 @@ class Target:
     @property
     def label(self) -> str:
         return f"{self.model} {self.precision} {self.backend}"
-
-
-def backend_missing(backend: str) -> str | None:
-    """Why ``backend`` cannot run here, or None when it can."""
-    module = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt"}[backend]
-    if importlib.util.find_spec(module) is None:
-        hint = {"onnxruntime": "pip install onnxruntime", "torch": "pip install torch",
-                "tensorrt": "install TensorRT on a machine with an NVIDIA GPU (pip install edgeseg[tensorrt])"}
-        return f"{module} is not installed ({hint[backend]})"
-    if backend == "tensorrt":
-        trt = importlib.import_module("tensorrt")
-        if not hasattr(trt, "Builder"):  # tensorrt-stubs alone installs an empty namespace
-            return "only tensorrt-stubs is installed, not TensorRT itself"
-    return None
 
 
 def _precision_from_name(name: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -52,10 +54,18 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     raise EdgesegError(f"{p}: expected a bundle folder, an .onnx file or a .pt checkpoint")
 
 
-def _tensorrt_usable() -> bool:
-    from edgeseg.runtime.bench_plan import backend_missing
-
-    return backend_missing("tensorrt") is None
+def backend_missing(backend: str) -> str | None:
+    """Why ``backend`` cannot run here, or None when it can."""
+    module = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt"}[backend]
+    if importlib.util.find_spec(module) is None:
+        hint = {"onnxruntime": "pip install onnxruntime", "torch": "pip install torch",
+                "tensorrt": "install TensorRT on a machine with an NVIDIA GPU (pip install edgeseg[tensorrt])"}
+        return f"{module} is not installed ({hint[backend]})"
+    if backend == "tensorrt":
+        trt = importlib.import_module("tensorrt")
+        if not hasattr(trt, "Builder"):  # tensorrt-stubs alone installs an empty namespace
+            return "only tensorrt-stubs is installed, not TensorRT itself"
+    return None
 
 
 def _engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool) -> Runner:
@@ -79,7 +89,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
         engine = bundle.find("engine", precision)
     else:
         engine = chosen if chosen.endswith(ENGINE_SUFFIXES) else None
-    if backend == "tensorrt" or (backend == "auto" and engine and _tensorrt_usable()):
+    if backend == "tensorrt" or (backend == "auto" and engine and backend_missing("tensorrt") is None):
         if engine is None:
             raise EdgesegError(f"{bundle.root} has no {precision} TensorRT engine: edgeseg build {bundle.root} "
                                f"--precision {precision}")

@@ -34,7 +34,7 @@ def _cuda_missing() -> str | None:
 
 def pytest_collection_modifyitems(config, items):
     """``cuda`` and ``tensorrt`` tests run where those work and are skipped, with the reason, elsewhere."""
-    from edgeseg.runtime.bench_plan import backend_missing
+    from edgeseg.runtime.load import backend_missing
 
     needs = {"cuda": None, "tensorrt": None}
     if any("cuda" in item.keywords or "tensorrt" in item.keywords for item in items):

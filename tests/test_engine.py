@@ -171,7 +171,7 @@ def test_no_cuda_is_a_clear_error(monkeypatch):
 
 
 def test_tensorrt_backend_and_build_without_tensorrt(tmp_path, cli):
-    from edgeseg.runtime.bench_plan import backend_missing
+    from edgeseg.runtime.load import backend_missing
 
     if backend_missing("tensorrt") is None:
         pytest.skip("TensorRT is installed here")

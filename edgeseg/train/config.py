@@ -10,6 +10,12 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 
+# The CPU recipe for the built-in synthetic scenes (measured in benchmarks/train_synthetic.py, used by the demo):
+# 128×256 crops, batch 16, AdamW, OHEM; validation and checkpoints only at the end of a time-boxed run.
+SYNTHETIC_CPU_RECIPE = dict(data="synthetic", crop=(128, 256), scales=(0.75, 1.5), batch_size=16, optimizer="adamw",
+                            lr=3e-3, weight_decay=1e-4, loss="ohem", warmup=20, val_every=10**9,
+                            checkpoint_every=10**9, workers=2, seed=0)
+
 
 @dataclass
 class TrainConfig:
