@@ -31,7 +31,7 @@ class DeployModel(nn.Module):
         self.register_buffer("inv_std", inv_std.view(1, 1, 1, 3), persistent=False)
 
     def forward(self, image: torch.Tensor):
-        x = (image.to(torch.float32) - self.mean) * self.inv_std
+        x = (image.to(self.mean.dtype) - self.mean) * self.inv_std  # float32, or float16 after .half()
         logits = self.model(x.permute(0, 3, 1, 2))
         result = []
         for name in self.outputs:

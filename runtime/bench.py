@@ -55,6 +55,7 @@ class BenchSettings:
     streams: int = 1
     threads: int | None = None
     providers: str = "cpu"  # ONNX Runtime execution providers: cpu, cuda, tensorrt, auto
+    device: str = "cpu"  # where the torch backend runs: cpu, cuda, cuda:N
     overlays: int = 3
     progress: bool = True
 
@@ -180,7 +181,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
     with PeakMemory() as memory:
         t0 = time.perf_counter()
         runner = load_runner(target.file, target.backend, precision=target.precision, providers=settings.providers,
-                             threads=settings.threads, streams=settings.streams)
+                             threads=settings.threads, device=settings.device, streams=settings.streams)
         with runner:
             load_s = time.perf_counter() - t0
             batch, size = _batch_and_size(runner, settings.batch)
@@ -220,7 +221,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
     end_to_end = _round_all(latency_stats(samples["end_to_end"]))
     row = {
         "model": target.model, "artifact": str(target.artifact), "file": target.file.name,
-        "file_mib": round(target.file.stat().st_size / 2**20, 3), "backend": target.backend,
+        "file_mib": round(target.file.stat().st_size / 2**20, 3), "backend": runner.backend,
         "precision": target.precision, "providers": providers, "batch": batch, "input_size": list(size),
         "frames": "data" if source is not None else "noise", "load_s": round(load_s, 3), "timing": timing,
         "latency_ms": latency, "end_to_end_ms": end_to_end, "stages_ms": stages,
@@ -243,7 +244,8 @@ def _row_id(row: dict, taken: set[str]) -> str:
 def run_bench(paths: Sequence[str], settings: BenchSettings) -> BenchResult:
     """Plan and measure every target; the source for accuracy is opened once and shared."""
     settings.validate()
-    targets = plan_targets(paths, settings.backend, settings.precision)
+    targets = plan_targets(paths, settings.backend, settings.precision,
+                           torch_fp16=settings.device.startswith("cuda"))
     source = None
     if settings.data:
         from edgeseg.data import open_dataset

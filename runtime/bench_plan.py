@@ -48,8 +48,9 @@ def _precision_from_name(name: str) -> str:
     return "fp32"
 
 
-def _candidates(path: Path) -> tuple[str, Path | None, list[tuple[str, str, Path]]]:
-    """(model name, bundle root or None, [(backend, precision, file)]) for one artifact."""
+def _candidates(path: Path, torch_fp16: bool = False) -> tuple[str, Path | None, list[tuple[str, str, Path]]]:
+    """(model name, bundle root or None, [(backend, precision, file)]) for one artifact; the checkpoint also
+    runs in fp16 when ``torch_fp16`` (torch on a GPU)."""
     if is_bundle(path):
         bundle = open_bundle(path)
         chosen = None if path.is_dir() else path.name
@@ -59,6 +60,8 @@ def _candidates(path: Path) -> tuple[str, Path | None, list[tuple[str, str, Path
             if backend is None or (chosen is not None and name != chosen):
                 continue
             found.append((backend, entry.get("precision", "fp32"), bundle.root / name))
+            if backend == "torch" and torch_fp16:
+                found.append((backend, "fp16", bundle.root / name))
         if chosen is not None and not found:
             raise EdgesegError(f"{path} is not a model file of its bundle (ONNX, engine or checkpoint)")
         return bundle.model.get("name", bundle.root.name), bundle.root, found
@@ -69,8 +72,9 @@ def _candidates(path: Path) -> tuple[str, Path | None, list[tuple[str, str, Path
 
 
 def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: str = "all",
-                 missing: Callable[[str], str | None] = backend_missing) -> list[Target]:
-    """Every combination to measure, in the order given (within an artifact: backend, then precision)."""
+                 missing: Callable[[str], str | None] = backend_missing, torch_fp16: bool = False) -> list[Target]:
+    """Every combination to measure, in the order given (within an artifact: backend, then precision).
+    ``torch_fp16``: the torch backend runs on a GPU, where the fp32 checkpoint also runs in half precision."""
     if backend != "auto" and backend not in BACKENDS:
         raise EdgesegError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
     if precision != "all" and precision not in PRECISIONS:
@@ -85,7 +89,7 @@ def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: 
         path = Path(raw)
         if not path.exists():
             raise EdgesegError(f"{path} not found")
-        model, root, found = _candidates(path)
+        model, root, found = _candidates(path, torch_fp16)
         chosen = []
         for b in wanted_backends:
             for p in wanted_precisions:

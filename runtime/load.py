@@ -101,13 +101,21 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
         from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(bundle.path(name), providers, threads)
-    if precision != "fp32":
-        raise EdgesegError(f"the torch backend runs the fp32 weights; use --backend onnxruntime for {precision}")
+    on_gpu = device.startswith("cuda")
+    if precision not in (("fp32", "fp16") if on_gpu else ("fp32",)):
+        where = "on a GPU (--device cuda)" if on_gpu else "on a CPU"
+        raise EdgesegError(f"the torch backend runs {'fp32 or fp16' if on_gpu else 'fp32'} {where}; "
+                           f"use --backend onnxruntime for {precision}")
     name = bundle.find("checkpoint", "fp32")
     if name is None:
         raise EdgesegError(f"{bundle.root} has no model.pt for the torch backend")
     outputs = tuple(o["name"] for o in bundle.manifest.get("outputs", [{"name": "labels"}]))
     batch = bundle.manifest["input"]["shape"][0]
+    if on_gpu:
+        from edgeseg.runtime.torch_cuda_runner import TorchCudaRunner
+
+        return TorchCudaRunner(bundle.path(name), bundle.input_size, batch, outputs, device=device,
+                               precision=precision, cuda_graph=cuda_graph, slots=streams)
     from edgeseg.runtime.torch_runner import TorchRunner
 
     return TorchRunner(bundle.path(name), bundle.input_size, batch, outputs, device, threads)

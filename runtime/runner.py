@@ -4,12 +4,17 @@ A runner is a context manager. ``inputs()`` / ``outputs()`` describe the I/O ten
 dict of numpy arrays and returns a dict of numpy arrays; ``last_latency_ms`` is the time of the last inference
 alone (no host-side conversion), measured with ``perf_counter`` on a CPU and device events on a GPU.
 A runner that can split that time fills ``last_stages_ms`` (``h2d``, ``compute``, ``d2h``), and one that
-owns device memory reports its peak through ``device_memory_mib()``.
+owns device memory reports its peak through ``device_memory_mib()``. Both timings are per thread: K threads
+(the pipeline's K streams) can share one runner and each reads the times of its own last call.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +44,27 @@ class Runner:
     times_itself = False  # True when _infer sets last_latency_ms from device events
 
     def __init__(self, name: str) -> None:
+        self._local = threading.local()
         self.name = name
         self.last_latency_ms: float | None = None
         self.last_stages_ms: dict[str, float] = {}
         self.is_active = False
+
+    @property
+    def last_latency_ms(self) -> float | None:
+        return getattr(self._local, "latency", None)
+
+    @last_latency_ms.setter
+    def last_latency_ms(self, value: float | None) -> None:
+        self._local.latency = value
+
+    @property
+    def last_stages_ms(self) -> dict[str, float]:
+        return getattr(self._local, "stages", {})
+
+    @last_stages_ms.setter
+    def last_stages_ms(self, value: dict[str, float]) -> None:
+        self._local.stages = value
 
     def __enter__(self):
         self.activate()
@@ -90,3 +112,27 @@ class Runner:
         if not self.times_itself:
             self.last_latency_ms = (time.perf_counter() - start) * 1e3
         return out
+
+
+class SlotPool:
+    """Execution slots (a stream with its own buffers) shared by the threads that call one GPU runner:
+    ``take()`` lends a free slot and blocks while all are busy."""
+
+    def __init__(self) -> None:
+        self.all: list = []
+        self._free: queue.Queue = queue.Queue()
+
+    def add(self, slot) -> None:
+        self.all.append(slot)
+        self._free.put(slot)
+
+    @contextmanager
+    def take(self) -> Iterator:
+        slot = self._free.get()
+        try:
+            yield slot
+        finally:
+            self._free.put(slot)
+
+    def clear(self) -> None:
+        self.all, self._free = [], queue.Queue()

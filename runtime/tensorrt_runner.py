@@ -12,8 +12,6 @@ Written against the TensorRT 10.x Python API (type-checked with ``tensorrt-stubs
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +19,7 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.cuda import CudaApi, DeviceBuffer, get_cuda
-from edgeseg.runtime.runner import Runner, TensorSpec
+from edgeseg.runtime.runner import Runner, SlotPool, TensorSpec
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -54,31 +52,12 @@ class TensorRTRunner(Runner):
     times_itself = True
 
     def __init__(self, engine_path: str | Path, *, slots: int = 1, cuda_graph: bool = False) -> None:
-        self._local = threading.local()
         super().__init__(f"tensorrt:{Path(engine_path).name}")
         self.path, self.slots, self.cuda_graph = Path(engine_path), slots, cuda_graph
         self.engine: trt.ICudaEngine | None = None
-        self._free: queue.Queue = queue.Queue()
-        self._all: list[_Slot] = []
+        self._pool = SlotPool()
         self._specs: list[tuple[TensorSpec, bool]] = []
         self._device_mib: float | None = None
-
-    # per-thread timings: K threads share one runner
-    @property  # type: ignore[override]
-    def last_latency_ms(self) -> float | None:
-        return getattr(self._local, "latency", None)
-
-    @last_latency_ms.setter
-    def last_latency_ms(self, value: float | None) -> None:
-        self._local.latency = value
-
-    @property  # type: ignore[override]
-    def last_stages_ms(self) -> dict[str, float]:
-        return getattr(self._local, "stages", {})
-
-    @last_stages_ms.setter
-    def last_stages_ms(self, value: dict[str, float]) -> None:
-        self._local.stages = value
 
     def activate(self) -> None:
         from edgeseg.runtime.build import load_tensorrt
@@ -103,20 +82,19 @@ class TensorRTRunner(Runner):
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             self._specs.append((TensorSpec(name, dtype, shape), is_input))
         for _ in range(self.slots):
-            slot = _Slot(engine, self.cuda, self._specs)
-            self._all.append(slot)
-            self._free.put(slot)
+            self._pool.add(_Slot(engine, self.cuda, self._specs))
         free_after, _ = self.cuda.mem_info()
         self._device_mib = (free_before - free_after) / 2**20
 
     def deactivate(self) -> None:
-        for slot in self._all:
+        for slot in self._pool.all:
             self.cuda.synchronize(slot.stream)
             for buffer in slot.device.values():
                 buffer.free()
             for array in slot.host.values():
                 self.cuda.free_pinned(array)
-        self._all, self._free, self.engine = [], queue.Queue(), None
+        self._pool.clear()
+        self.engine = None
 
     def inputs(self) -> list[TensorSpec]:
         return [spec for spec, is_input in self._specs if is_input]
@@ -144,8 +122,7 @@ class TensorRTRunner(Runner):
             slot.graph = self.cuda.capture_end(slot.stream)
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        slot = self._free.get()
-        try:
+        with self._pool.take() as slot:
             cuda, e = self.cuda, slot.events
             cuda.record(e[0], slot.stream)
             for spec in self.inputs():
@@ -164,5 +141,3 @@ class TensorRTRunner(Runner):
             if self.cuda_graph and slot.graph is None:
                 self._capture(slot)
             return {spec.name: slot.host[spec.name].copy() for spec in self.outputs()}
-        finally:
-            self._free.put(slot)

@@ -12,6 +12,15 @@ import numpy as np
 from edgeseg.runtime.runner import Runner, TensorSpec
 
 
+def deploy_model(checkpoint: Path, outputs: tuple[str, ...]) -> tuple[Any, int]:
+    """The checkpoint's model inside the deploy graph (uint8 NHWC in), in eval mode, and its class count."""
+    from edgeseg.export.deploy import DeployModel
+    from edgeseg.models import load_model
+
+    model, meta, _ = load_model(checkpoint)
+    return DeployModel(model, meta.mean, meta.std, outputs=outputs).eval(), meta.num_classes
+
+
 class TorchRunner(Runner):
     """Runs an edgeseg checkpoint wrapped in the deploy graph's pre/post-processing (eager mode)."""
 
@@ -27,14 +36,10 @@ class TorchRunner(Runner):
     def activate(self) -> None:
         import torch
 
-        from edgeseg.export.deploy import DeployModel
-        from edgeseg.models import load_model
-
         if self.threads:
             torch.set_num_threads(self.threads)
-        model, meta, _ = load_model(self.checkpoint)
-        self.num_classes = meta.num_classes
-        self.model = DeployModel(model, meta.mean, meta.std, outputs=self.output_names).to(self.device).eval()
+        self.model, self.num_classes = deploy_model(self.checkpoint, self.output_names)
+        self.model.to(self.device)
 
     def deactivate(self) -> None:
         self.model = None

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, help="CPU threads per backend (default: all cores)")
     parser.add_argument("--providers", choices=("cpu", "cuda", "tensorrt", "auto"), default="cpu",
                         help="ONNX Runtime execution providers (default cpu)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch backend: cpu (default), or cuda / cuda:N (adds an fp16 row)")
     parser.add_argument("--overlays", type=int, default=3, help="prediction overlays per engine (default 3)")
     parser.add_argument("--report", metavar="DIR", help="write report.json, report.md and report.html here")
 
@@ -49,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     settings = BenchSettings(backend=args.backend, precision=args.precision, data=args.data, split=args.split,
                              max_images=args.max_images, warmup=args.warmup, iters=args.iters, batch=args.batch,
                              streams=args.streams, threads=args.threads, providers=args.providers,
-                             overlays=args.overlays)
+                             device=args.device, overlays=args.overlays)
     result = run_bench(args.artifacts, settings)
     report = write_bench_report(result, args.report) if args.report else build_report(result, None)
     print(summary_table(report))

@@ -23,12 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                         help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else ONNX Runtime")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    parser.add_argument("--device", default="cpu",
+                        help="torch backend: cpu (default), or cuda / cuda:N (fp32 or fp16 on CUDA streams)")
     parser.add_argument("--streams", type=positive_int, default=1, help="frames in flight (default 1)")
     parser.add_argument("--threads", type=positive_int,
                         help="CPU threads per stream (default: the cores shared among the streams)")
     parser.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     parser.add_argument("--cuda-graph", action="store_true",
-                        help="TensorRT: replay each stream's enqueue as a CUDA graph")
+                        help="TensorRT and torch on CUDA: replay each stream's work as a CUDA graph")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -80,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     with source:
         sink = open_sink(args.sink, palette, source.fps)
         runner = load_runner(args.bundle, args.backend, precision=args.precision, threads=threads,
-                             streams=args.streams, cuda_graph=args.cuda_graph)
+                             device=args.device, streams=args.streams, cuda_graph=args.cuda_graph)
         status = StatusLine()
         with runner, sink:
             pipeline = StreamPipeline(runner, source, sink, streams=args.streams, max_frames=args.max_frames,
