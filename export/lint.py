@@ -181,3 +181,17 @@ def _reaches_shape(node, producers, depth: int = 0, seen=None) -> bool:
 
 def lint_file(path: str | Path) -> LintReport:
     return lint_model(load_onnx(path), str(path))
+
+
+def simplify_and_lint(path: str | Path, method: str = "onnxsim"):
+    """Simplify ``path`` in place and lint it; a graph with lint errors is refused.
+    Returns ``(simplify info, ModelProto, LintReport)``."""
+    from edgeseg.export.simplify import simplify_onnx
+
+    simplified = simplify_onnx(path, method)
+    proto = load_onnx(path)
+    lint = lint_model(proto, Path(path).name)
+    if lint.errors:
+        raise EdgesegError(f"TensorRT lint found {len(lint.errors)} errors in {Path(path).name}, e.g. "
+                           f"{lint.errors[0].code}: {lint.errors[0].message} (run edgeseg lint on it for all)")
+    return simplified, proto, lint

@@ -22,30 +22,39 @@ def export_onnx(deploy: DeployModel, path: str | Path, *, input_size: tuple[int,
     Spatial size is always static (see ARCHITECTURE §4: dynamic H/W can freeze pooling silently); the batch
     is static unless ``dynamic_batch``.
     """
+    h, w = input_size
+    example = torch.zeros(batch if not dynamic_batch else 2, h, w, 3, dtype=torch.uint8)
+    return export_module(deploy, path, {INPUT_NAME: example}, list(deploy.outputs), dynamic_batch=dynamic_batch,
+                         opset=opset, exporter=exporter)
+
+
+def export_module(module: torch.nn.Module, path: str | Path, examples: dict[str, torch.Tensor],
+                  output_names: list[str], *, dynamic_batch: bool = False, opset: int = 18,
+                  exporter: str = "dynamo") -> int:
+    """Write any module with named inputs (example tensors, static shapes but for an optional dynamic batch)."""
     import onnx
 
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # per-rewrite INFO lines from the exporter
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # "torchvision is not installed. Skipping torchvision::nms": we never export torchvision ops
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    h, w = input_size
-    example = torch.zeros(batch if not dynamic_batch else 2, h, w, 3, dtype=torch.uint8)
-    names = list(deploy.outputs)
-    deploy.eval()
+    names, args = list(examples), tuple(examples.values())
+    module.eval()
     with warnings.catch_warnings(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
-            shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
-            program = torch.onnx.export(deploy, (example,), dynamo=True, opset_version=opset, verbose=False,
-                                        input_names=[INPUT_NAME], output_names=names, dynamic_shapes=shapes,
+            batch = torch.export.Dim("batch", min=1, max=1024)
+            shapes = tuple({0: batch} for _ in names) if dynamic_batch else None
+            program = torch.onnx.export(module, args, dynamo=True, opset_version=opset, verbose=False,
+                                        input_names=names, output_names=output_names, dynamic_shapes=shapes,
                                         optimize=True)
             if program is None:
                 raise EdgesegError("the dynamo exporter returned no program")
             proto = program.model_proto
         elif exporter == "torchscript":
-            axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}} if dynamic_batch else None
-            torch.onnx.export(deploy, (example,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=names, dynamic_axes=axes,
+            axes = {n: {0: "batch"} for n in names + output_names} if dynamic_batch else None
+            torch.onnx.export(module, args, str(tmp), dynamo=False, opset_version=opset,
+                              input_names=names, output_names=output_names, dynamic_axes=axes,
                               do_constant_folding=True)
             proto = onnx.load(str(tmp))
         else:

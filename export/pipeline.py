@@ -11,11 +11,11 @@ from pathlib import Path
 
 from edgeseg import __version__
 from edgeseg.calibration.pipeline import CalibrationOptions, calibrate_bundle
+from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import INPUT_NAME, DeployModel
-from edgeseg.export.lint import lint_model, load_onnx
+from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import export_onnx
-from edgeseg.export.simplify import simplify_onnx
 from edgeseg.export.verify import verify_onnx
 from edgeseg.fileio import atomic_path, staged_dir
 from edgeseg.meta import ModelMeta
@@ -40,6 +40,7 @@ class ExportOptions:
     data_images: int = 8
     num_classes: int | None = None
     calibration: CalibrationOptions | None = None  # FP16 / INT8 variants and the accuracy gate
+    crf: CRFParams | None = None  # ConvCRF: crf.onnx and model.crf.onnx; the model also outputs logits
 
 
 def check_input_size(name: str, size: tuple[int, int]) -> None:
@@ -83,7 +84,12 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
     size = tuple(opts.input_size or meta.input_size or model_info(name).input_size)
     check_input_size(name, size)
     meta.input_size = size
-    deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=opts.outputs)
+    outputs = tuple(opts.outputs)
+    if opts.crf is not None:
+        opts.crf.validate().check_size(size)
+        if "logits" not in outputs:
+            outputs += ("logits",)  # the chained CRF (crf.onnx) and the dense CRF read the model's logits
+    deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=outputs)
     images = _data_images(opts.data, opts.data_images, size) if opts.data else None
     out = Path(out)
     with staged_dir(out, marker=MANIFEST) as tmp:
@@ -91,12 +97,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         opset = export_onnx(deploy, tmp / "model.onnx", input_size=size, batch=opts.batch,
                             dynamic_batch=opts.dynamic_batch, opset=opts.opset, exporter=opts.exporter)
         export_s = time.perf_counter() - t0
-        simplified = simplify_onnx(tmp / "model.onnx", opts.simplify)
-        onnx_model = load_onnx(tmp / "model.onnx")
-        lint = lint_model(onnx_model, "model.onnx")
-        if lint.errors:
-            raise EdgesegError(f"TensorRT lint found {len(lint.errors)} errors, e.g. {lint.errors[0].code}: "
-                               f"{lint.errors[0].message} (run edgeseg lint on the ONNX for all)")
+        simplified, onnx_model, lint = simplify_and_lint(tmp / "model.onnx", opts.simplify)
         verification = verify_onnx(onnx_model, deploy, size, images)
         if verification["label_agreement"] < opts.min_agreement:
             raise EdgesegError(f"ONNX Runtime agrees with torch on only {100 * verification['label_agreement']:.3f}%"
@@ -115,7 +116,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
                       "shape": [batch_dim, size[0], size[1], 3], "size": list(size)},
             "outputs": [{"name": o, "dtype": "uint8" if o == "labels" else "float32",
                          "shape": [batch_dim, size[0], size[1]] if o == "labels"
-                         else [batch_dim, meta.num_classes, size[0], size[1]]} for o in opts.outputs],
+                         else [batch_dim, meta.num_classes, size[0], size[1]]} for o in outputs],
             "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
                      "export_seconds": round(export_s, 2)},
             "verification": {k: verification[k] for k in ("label_agreement", "max_abs_logit_diff", "batch_sizes")
@@ -128,6 +129,15 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         bundle.add_file("model.onnx", "onnx", precision="fp32")
         bundle.add_file("model.pt", "checkpoint", precision="fp32")
         bundle.add_file("verify.json", "report")
+        if opts.crf is not None:
+            from edgeseg.export.crf import export_crf
+
+            bundle.manifest["crf"] = export_crf(tmp, deploy, meta.num_classes, opts.crf, size, batch=opts.batch,
+                                                dynamic_batch=opts.dynamic_batch, opset=opts.opset,
+                                                exporter=opts.exporter, simplify=opts.simplify,
+                                                min_agreement=opts.min_agreement)
+            bundle.add_file("crf.onnx", "crf", precision="fp32")
+            bundle.add_file("model.crf.onnx", "onnx-crf", precision="fp32")
         bundle.save()
         if opts.calibration is not None:
             calibrate_bundle(tmp, opts.calibration)

@@ -40,7 +40,7 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
     probe, logit_name = _with_logits_output(model)
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     out_names = [o.name for o in session.get_outputs()]
-    reference = DeployModel(deploy.model, *deploy.normalization, outputs=("labels", "logits"))
+    reference = DeployModel(deploy.model, *deploy.normalization, outputs=("labels", "logits"), crf=deploy.crf)
     rng = np.random.default_rng(seed)
     h, w = input_size
     checks = []

@@ -148,7 +148,7 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions) -> dict:
     report = layer_report(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
     layers_file = plan.engine_file.replace(".engine", ".layers.json")
     write_text_atomic(bundle.root / layers_file, json.dumps(report, indent=1) + "\n")
-    entry = bundle.add_file(plan.engine_file, "engine", precision=plan.precision, tensorrt=trt.__version__,
+    entry = bundle.add_file(plan.engine_file, plan.kind, precision=plan.precision, tensorrt=trt.__version__,
                             gpu=gpu["name"], compute_capability=gpu["compute_capability"],
                             hardware_compatibility=plan.hardware_level, version_compatible=options.version_compatible,
                             dla_core=plan.dla_core, legacy_calibrator=options.legacy_calibrator,

@@ -38,6 +38,7 @@ class BuildOptions:
     hardware_compatibility: str = "none"  # none | ampere+ | same-cc
     legacy_calibrator: bool = False  # TensorRT 10 only: implicit INT8 from the fp32 ONNX and calib.cache
     calib_data: str | None = None  # for the legacy calibrator when the bundle has no calib.cache
+    crf: bool = False  # build the standalone ConvCRF (crf.onnx, fp32) instead of the model
 
 
 @dataclass
@@ -52,6 +53,7 @@ class BuildPlan:
     opt_level: int = 3
     calibration_cache: str | None = None
     engine_file: str = "model.engine"
+    kind: str = "engine"  # or "crf-engine"
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -85,6 +87,8 @@ def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_
 
     flags: list[str] = []
     cache = None
+    if o.crf:
+        return _plan_crf(o, find("crf", "fp32"))
     if o.legacy_calibrator:
         if o.precision != "int8":
             raise EdgesegError("--legacy-calibrator is for --precision int8")
@@ -131,7 +135,24 @@ def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_
                      engine_file=f"model.{o.precision}{suffix}{'.legacy' if o.legacy_calibrator else ''}.engine")
 
 
+def _plan_crf(o: BuildOptions, onnx_file: str | None) -> BuildPlan:
+    """The ConvCRF engine: crf.onnx is an fp32 graph and is built strongly typed, so fp32 whatever the model's
+    precision (its cost is memory traffic more than arithmetic)."""
+    if onnx_file is None:
+        raise EdgesegError("the bundle has no crf.onnx: re-export it with edgeseg export --crf")
+    if o.legacy_calibrator or o.dla_core is not None or o.gpu_fallback:
+        raise EdgesegError("--crf builds the fp32 CRF graph on the GPU: no --legacy-calibrator, --dla or "
+                           "--gpu-fallback")
+    flags = ["VERSION_COMPATIBLE"] if o.version_compatible else []
+    return BuildPlan(onnx_file=onnx_file, precision="fp32", strongly_typed=True, builder_flags=flags,
+                     hardware_level=HARDWARE_LEVELS[o.hardware_compatibility],
+                     workspace_bytes=None if o.workspace_mb is None else o.workspace_mb * 2**20,
+                     opt_level=o.opt_level, engine_file="crf.fp32.engine", kind="crf-engine")
+
+
 def rebuild_command(bundle: str, entry: dict) -> str:
+    if entry.get("kind") == "crf-engine":
+        return f"edgeseg build {bundle} --crf"
     parts = [f"edgeseg build {bundle} --precision {entry.get('precision', 'fp16')}"]
     if entry.get("dla_core") is not None:
         parts.append(f"--dla {entry['dla_core']}")

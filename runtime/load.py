@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.bundle import Bundle, is_bundle, open_bundle
 from edgeseg.runtime.runner import Runner
@@ -20,7 +21,7 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 
 def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: str = "fp32",
                 providers: str = "cpu", threads: int | None = None, device: str = "cpu", streams: int = 1,
-                cuda_graph: bool = False) -> Runner:
+                cuda_graph: bool = False, crf: CRFParams | None = None) -> Runner:
     """A runner for a bundle folder, a file in a bundle, an ``.onnx`` file or a TensorRT engine.
 
     Files inside a bundle are checked against the manifest's sha256 before they run, and engines against the
@@ -34,7 +35,7 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     if not p.exists():
         raise EdgesegError(f"{p} not found")
     if p.is_dir() or is_bundle(p):
-        return _bundle_runner(p, backend, precision, providers, threads, device, streams, cuda_graph)
+        return _bundle_runner(p, backend, precision, providers, threads, device, streams, cuda_graph, crf)
     if p.suffix in ENGINE_SUFFIXES:
         if backend not in ("auto", "tensorrt"):
             raise EdgesegError(f"{p} is a TensorRT engine; it runs only with --backend tensorrt")
@@ -68,7 +69,9 @@ def backend_missing(backend: str) -> str | None:
     return None
 
 
-def _engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool) -> Runner:
+def engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool, then: str | None = None) -> Runner:
+    """A TensorRT runner for engine ``name`` of ``bundle`` (and ``then`` chained after it), each checked
+    against the TensorRT version and GPU here."""
     from edgeseg.runtime.build import load_tensorrt
     from edgeseg.runtime.cuda import get_cuda
     from edgeseg.runtime.engine_plan import check_engine_identity
@@ -76,13 +79,17 @@ def _engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool) ->
 
     trt = load_tensorrt()
     gpu = get_cuda().device_info()
-    for warning in check_engine_identity(name, bundle.entry(name), trt_version=trt.__version__, gpu_name=gpu["name"],
-                                         gpu_cc=gpu["compute_capability"], bundle=str(bundle.root)):
-        log.warning(warning)
-    return TensorRTRunner(bundle.path(name), slots=streams, cuda_graph=cuda_graph)
+    for engine in (name, then) if then else (name,):
+        for warning in check_engine_identity(engine, bundle.entry(engine), trt_version=trt.__version__,
+                                             gpu_name=gpu["name"], gpu_cc=gpu["compute_capability"],
+                                             bundle=str(bundle.root)):
+            log.warning(warning)
+    return TensorRTRunner(bundle.path(name), slots=streams, cuda_graph=cuda_graph,
+                          then=bundle.path(then) if then else None)
 
 
-def _bundle_runner(p: Path, backend, precision, providers, threads, device, streams=1, cuda_graph=False) -> Runner:
+def _bundle_runner(p: Path, backend, precision, providers, threads, device, streams=1, cuda_graph=False,
+                   crf=None) -> Runner:
     bundle = open_bundle(p)
     chosen = p.name if p.is_file() else None
     if chosen is None:
@@ -93,7 +100,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
         if engine is None:
             raise EdgesegError(f"{bundle.root} has no {precision} TensorRT engine: edgeseg build {bundle.root} "
                                f"--precision {precision}")
-        return _engine_runner(bundle, engine, streams, cuda_graph)
+        return engine_runner(bundle, engine, streams, cuda_graph)
     if backend in ("auto", "onnxruntime"):
         name = chosen if chosen and chosen.endswith(".onnx") else bundle.find("onnx", precision)
         if name is None:
@@ -115,7 +122,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
         from edgeseg.runtime.torch_cuda_runner import TorchCudaRunner
 
         return TorchCudaRunner(bundle.path(name), bundle.input_size, batch, outputs, device=device,
-                               precision=precision, cuda_graph=cuda_graph, slots=streams)
+                               precision=precision, cuda_graph=cuda_graph, slots=streams, crf=crf)
     from edgeseg.runtime.torch_runner import TorchRunner
 
-    return TorchRunner(bundle.path(name), bundle.input_size, batch, outputs, device, threads)
+    return TorchRunner(bundle.path(name), bundle.input_size, batch, outputs, device, threads, crf)

@@ -87,7 +87,8 @@ class StreamPipeline:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.clocks = {name: StageClock() for name in
-                       ("decode", "preprocess", "h2d", "inference", "d2h", "postprocess", "sink", "end_to_end")}
+                       ("decode", "preprocess", "h2d", "inference", "crf", "d2h", "postprocess", "sink",
+                        "end_to_end")}
         self.frames_in = 0
         self.frames_out = 0
 
@@ -142,7 +143,7 @@ class StreamPipeline:
                 t3 = time.perf_counter()
                 stages = {"preprocess": (t1 - t0) * 1e3, "postprocess": (t3 - t2) * 1e3,
                           "inference": self.runner.last_stages_ms.get("compute", (t2 - t1) * 1e3)}
-                for name in ("h2d", "d2h"):
+                for name in ("h2d", "crf", "d2h"):
                     if name in self.runner.last_stages_ms:
                         stages[name] = self.runner.last_stages_ms[name]
                 self.outbox.put(_Result(frame, labels, decoded_at, stages))

@@ -4,7 +4,9 @@ Each of ``slots`` execution slots owns an execution context, device and pinned h
 tensor (allocated once), a CUDA stream and four events. ``infer`` takes a free slot, so K threads (the
 pipeline's K streams) keep K frames in flight on K CUDA streams: H2D → ``execute_async_v3`` → D2H, timed with
 events into ``last_stages_ms`` (h2d, compute, d2h). With ``cuda_graph`` the enqueue is captured into a CUDA
-graph after the first run and replayed. Timing attributes are per thread.
+graph after the first run and replayed. Timing attributes are per thread. With ``then`` a second engine (the
+ConvCRF's ``crf.fp32.engine``) runs after the first on the same stream, reading its inputs from the first
+engine's device buffers; only its outputs are copied back.
 
 Written against the TensorRT 10.x Python API (type-checked with ``tensorrt-stubs``); not yet run on a GPU.
 """
@@ -28,98 +30,149 @@ log = logging.getLogger(__name__)
 
 
 class _Slot:
-    def __init__(self, engine: trt.ICudaEngine, cuda: CudaApi, specs: list[tuple[TensorSpec, bool]]) -> None:
+    """An execution context with its buffers; tensors named in ``shared`` are bound to buffers another
+    engine's context already owns (a chained engine reads its input where the first one left it)."""
+
+    def __init__(self, engine: trt.ICudaEngine, cuda: CudaApi, specs: list[tuple[TensorSpec, bool]],
+                 stream=None, shared: dict[str, DeviceBuffer] | None = None) -> None:
         self.context = engine.create_execution_context()
         if self.context is None:
             raise EdgesegError("TensorRT could not create an execution context (out of GPU memory?)")
-        self.stream = cuda.stream()
+        self.stream = stream if stream is not None else cuda.stream()
         self.events = [cuda.event() for _ in range(4)]
         self.host: dict[str, np.ndarray] = {}
         self.device: dict[str, DeviceBuffer] = {}
+        self.owned: list[DeviceBuffer] = []
         self.graph = None
+        self.next: _Slot | None = None  # the chained engine's slot, on the same stream
         for spec, is_input in specs:
             shape = tuple(int(d) for d in spec.shape)
             if is_input:
                 self.context.set_input_shape(spec.name, shape)
-            self.host[spec.name] = cuda.pinned(shape, spec.dtype)
-            self.device[spec.name] = cuda.malloc(self.host[spec.name].nbytes)
+            if shared and spec.name in shared:
+                self.device[spec.name] = shared[spec.name]
+            else:
+                self.host[spec.name] = cuda.pinned(shape, spec.dtype)
+                self.device[spec.name] = cuda.malloc(self.host[spec.name].nbytes)
+                self.owned.append(self.device[spec.name])
             if not self.context.set_tensor_address(spec.name, self.device[spec.name].ptr):
                 raise EdgesegError(f"TensorRT refused the address of tensor {spec.name!r}")
+
+    def release(self, cuda: CudaApi) -> None:
+        for buffer in self.owned:
+            buffer.free()
+        for array in self.host.values():
+            cuda.free_pinned(array)
 
 
 class TensorRTRunner(Runner):
     backend = "tensorrt"
     times_itself = True
 
-    def __init__(self, engine_path: str | Path, *, slots: int = 1, cuda_graph: bool = False) -> None:
-        super().__init__(f"tensorrt:{Path(engine_path).name}")
+    def __init__(self, engine_path: str | Path, *, slots: int = 1, cuda_graph: bool = False,
+                 then: str | Path | None = None) -> None:
+        name = f"tensorrt:{Path(engine_path).name}" + (f" + {Path(then).name}" if then else "")
+        super().__init__(name)
         self.path, self.slots, self.cuda_graph = Path(engine_path), slots, cuda_graph
+        self.then = Path(then) if then else None
         self.engine: trt.ICudaEngine | None = None
+        self.then_engine: trt.ICudaEngine | None = None
         self._pool = SlotPool()
         self._specs: list[tuple[TensorSpec, bool]] = []
+        self._then_specs: list[tuple[TensorSpec, bool]] = []
         self._device_mib: float | None = None
 
-    def activate(self) -> None:
-        from edgeseg.runtime.build import load_tensorrt
-
-        load_tensorrt()
+    @staticmethod
+    def _load(path: Path) -> tuple[trt.ICudaEngine, list[tuple[TensorSpec, bool]]]:
         import tensorrt as trt
 
-        self.cuda = get_cuda()
-        free_before, _ = self.cuda.mem_info()
         logger = trt.Logger(trt.Logger.WARNING)
-        engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
+        engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
         if engine is None:
-            raise EdgesegError(f"TensorRT cannot load {self.path} (built for another TensorRT or GPU, or damaged): "
+            raise EdgesegError(f"TensorRT cannot load {path} (built for another TensorRT or GPU, or damaged): "
                                f"rebuild it with edgeseg build")
-        self.engine = engine
-        self._specs = []
+        specs = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name))).name
             dims = engine.get_tensor_shape(name)
             shape = tuple(int(dims[k]) if dims[k] >= 0 else 1 for k in range(len(dims)))
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            self._specs.append((TensorSpec(name, dtype, shape), is_input))
+            specs.append((TensorSpec(name, dtype, shape), is_input))
+        return engine, specs
+
+    def activate(self) -> None:
+        """Load the engine (and the chained one), then give every slot its context, buffers and stream. A
+        chained engine's inputs are bound to the first engine's buffers of the same name (the CRF reads the
+        model's ``logits`` and ``image`` in place); only its outputs get buffers of their own."""
+        from edgeseg.runtime.build import load_tensorrt
+
+        load_tensorrt()
+        self.cuda = get_cuda()
+        free_before, _ = self.cuda.mem_info()
+        self.engine, self._specs = self._load(self.path)
+        if self.then is not None:
+            self.then_engine, self._then_specs = self._load(self.then)
+            missing = [s.name for s, is_input in self._then_specs
+                       if is_input and s.name not in {t.name for t, _ in self._specs}]
+            if missing:
+                raise EdgesegError(f"{self.then.name} needs {', '.join(missing)}, which {self.path.name} does not "
+                                   f"have (re-export the bundle with --crf)")
         for _ in range(self.slots):
-            self._pool.add(_Slot(engine, self.cuda, self._specs))
+            slot = _Slot(self.engine, self.cuda, self._specs)
+            if self.then_engine is not None:
+                shared = {s.name: slot.device[s.name] for s, is_input in self._then_specs if is_input}
+                slot.next = _Slot(self.then_engine, self.cuda, self._then_specs, stream=slot.stream, shared=shared)
+            self._pool.add(slot)
         free_after, _ = self.cuda.mem_info()
         self._device_mib = (free_before - free_after) / 2**20
 
     def deactivate(self) -> None:
         for slot in self._pool.all:
             self.cuda.synchronize(slot.stream)
-            for buffer in slot.device.values():
-                buffer.free()
-            for array in slot.host.values():
-                self.cuda.free_pinned(array)
+            if slot.next is not None:
+                slot.next.release(self.cuda)
+            slot.release(self.cuda)
         self._pool.clear()
-        self.engine = None
+        self.engine = self.then_engine = None
 
     def inputs(self) -> list[TensorSpec]:
         return [spec for spec, is_input in self._specs if is_input]
 
     def outputs(self) -> list[TensorSpec]:
-        return [spec for spec, is_input in self._specs if not is_input]
+        return [spec for spec, is_input in (self._then_specs or self._specs) if not is_input]
 
     def device_memory_mib(self) -> float | None:
         return self._device_mib
 
-    def _enqueue(self, slot: _Slot) -> None:
+    def _execute(self, slot: _Slot) -> None:
+        """Enqueue the engine (and a chained engine after it) on the slot's stream."""
         handle = self.cuda.stream_handle(slot.stream)
+        current: _Slot | None = slot
+        while current is not None:
+            if not current.context.execute_async_v3(handle):
+                raise EdgesegError(f"{self.name}: execute_async_v3 failed")
+            current = current.next
+
+    def _enqueue(self, slot: _Slot) -> None:
         if slot.graph is not None:
             self.cuda.launch(slot.graph, slot.stream)
-        elif not slot.context.execute_async_v3(handle):
-            raise EdgesegError(f"{self.name}: execute_async_v3 failed")
+        else:
+            self._execute(slot)
 
     def _capture(self, slot: _Slot) -> None:
         """Record the enqueue into a CUDA graph (after one ordinary run, as TensorRT requires)."""
-        handle = self.cuda.stream_handle(slot.stream)
         self.cuda.capture_begin(slot.stream)
         try:
-            slot.context.execute_async_v3(handle)
+            self._execute(slot)
         finally:
             slot.graph = self.cuda.capture_end(slot.stream)
+
+    def _result_slot(self, slot: _Slot) -> _Slot:
+        """The slot whose outputs are the runner's: the last engine of the chain."""
+        while slot.next is not None:
+            slot = slot.next
+        return slot
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with self._pool.take() as slot:
@@ -131,8 +184,9 @@ class TensorRTRunner(Runner):
             cuda.record(e[1], slot.stream)
             self._enqueue(slot)
             cuda.record(e[2], slot.stream)
+            last = self._result_slot(slot)
             for spec in self.outputs():
-                cuda.dtoh(slot.host[spec.name], slot.device[spec.name], slot.stream)
+                cuda.dtoh(last.host[spec.name], last.device[spec.name], slot.stream)
             cuda.record(e[3], slot.stream)
             cuda.synchronize(slot.stream)
             self.last_stages_ms = {"h2d": cuda.elapsed_ms(e[0], e[1]), "compute": cuda.elapsed_ms(e[1], e[2]),
@@ -140,4 +194,4 @@ class TensorRTRunner(Runner):
             self.last_latency_ms = cuda.elapsed_ms(e[0], e[3])
             if self.cuda_graph and slot.graph is None:
                 self._capture(slot)
-            return {spec.name: slot.host[spec.name].copy() for spec in self.outputs()}
+            return {spec.name: last.host[spec.name].copy() for spec in self.outputs()}

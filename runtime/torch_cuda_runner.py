@@ -6,7 +6,8 @@ calling ``infer`` takes a free slot, so K threads keep K frames in flight on K s
 timed with CUDA events into ``last_stages_ms`` (h2d, compute, d2h). ``precision="fp16"`` runs the weights and
 the preprocessing in half precision; ``channels_last`` keeps activations NHWC (tensor cores like it, and the
 uint8 NHWC input permuted to NCHW is already in that layout). With ``cuda_graph`` each slot's forward pass is
-captured once in :meth:`activate`, after warm-up, and replayed for every frame.
+captured once in :meth:`activate`, after warm-up, and replayed for every frame. With ``crf``, ConvCRF runs
+fused after the model on the same stream (it is then part of the "compute" stage).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.runner import Runner, SlotPool, TensorSpec
 from edgeseg.runtime.torch_runner import deploy_model
@@ -57,7 +59,8 @@ class TorchCudaRunner(Runner):
 
     def __init__(self, checkpoint: str | os.PathLike, input_size: tuple[int, int], batch: int | str = 1,
                  outputs: tuple[str, ...] = ("labels",), *, device: str = "cuda", precision: str = "fp16",
-                 channels_last: bool = True, cuda_graph: bool = False, slots: int = 1) -> None:
+                 channels_last: bool = True, cuda_graph: bool = False, slots: int = 1,
+                 crf: CRFParams | None = None) -> None:
         super().__init__(f"torch-cuda:{Path(checkpoint).name}")
         if precision not in PRECISIONS:
             raise EdgesegError(f"the torch CUDA backend runs fp32 or fp16, not {precision}")
@@ -65,7 +68,7 @@ class TorchCudaRunner(Runner):
             raise EdgesegError("the torch CUDA backend needs a fixed batch size (its buffers are allocated once)")
         self.checkpoint, self.shape = Path(checkpoint), (batch, *input_size, 3)
         self.output_names, self.device_name, self.precision = tuple(outputs), device, precision
-        self.channels_last, self.cuda_graph, self.slots = channels_last, cuda_graph, slots
+        self.channels_last, self.cuda_graph, self.slots, self.crf = channels_last, cuda_graph, slots, crf
         self.model: Any = None
         self._pool = SlotPool()
         self._outputs: list[TensorSpec] = []
@@ -81,7 +84,7 @@ class TorchCudaRunner(Runner):
         self.torch, self.device = torch, torch.device(self.device_name)
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(self.device)
-        model, _ = deploy_model(self.checkpoint, self.output_names)
+        model, _ = deploy_model(self.checkpoint, self.output_names, self.crf)
         model = model.to(self.device)
         if self.precision == "fp16":
             model = model.half()

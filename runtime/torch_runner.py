@@ -9,16 +9,23 @@ from typing import Any
 
 import numpy as np
 
+from edgeseg.crf.params import CRFParams
 from edgeseg.runtime.runner import Runner, TensorSpec
 
 
-def deploy_model(checkpoint: Path, outputs: tuple[str, ...]) -> tuple[Any, int]:
-    """The checkpoint's model inside the deploy graph (uint8 NHWC in), in eval mode, and its class count."""
+def deploy_model(checkpoint: Path, outputs: tuple[str, ...], crf: CRFParams | None = None) -> tuple[Any, int]:
+    """The checkpoint's model inside the deploy graph (uint8 NHWC in), in eval mode, and its class count; with
+    ``crf``, ConvCRF fused after the model."""
     from edgeseg.export.deploy import DeployModel
     from edgeseg.models import load_model
 
     model, meta, _ = load_model(checkpoint)
-    return DeployModel(model, meta.mean, meta.std, outputs=outputs).eval(), meta.num_classes
+    refine = None
+    if crf is not None:
+        from edgeseg.crf.convcrf import ConvCRF
+
+        refine = ConvCRF(meta.num_classes, crf)
+    return DeployModel(model, meta.mean, meta.std, outputs=outputs, crf=refine).eval(), meta.num_classes
 
 
 class TorchRunner(Runner):
@@ -27,10 +34,11 @@ class TorchRunner(Runner):
     backend = "torch"
 
     def __init__(self, checkpoint: str | os.PathLike, input_size: tuple[int, int], batch: int | str = 1,
-                 outputs=("labels",), device: str = "cpu", threads: int | None = None) -> None:
+                 outputs=("labels",), device: str = "cpu", threads: int | None = None,
+                 crf: CRFParams | None = None) -> None:
         super().__init__(f"torch:{Path(checkpoint).name}")
         self.checkpoint, self.input_size, self.batch = Path(checkpoint), tuple(input_size), batch
-        self.output_names, self.device, self.threads = tuple(outputs), device, threads
+        self.output_names, self.device, self.threads, self.crf = tuple(outputs), device, threads, crf
         self.model: Any = None
 
     def activate(self) -> None:
@@ -38,7 +46,7 @@ class TorchRunner(Runner):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        self.model, self.num_classes = deploy_model(self.checkpoint, self.output_names)
+        self.model, self.num_classes = deploy_model(self.checkpoint, self.output_names, self.crf)
         self.model.to(self.device)
 
     def deactivate(self) -> None:

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TensorRT 10 only: implicit INT8 from model.onnx and calib.cache "
                              "(IInt8EntropyCalibrator2)")
     parser.add_argument("--calib-data", help="with --legacy-calibrator and no calib.cache: calibration images")
+    parser.add_argument("--crf", action="store_true",
+                        help="build the bundle's ConvCRF (crf.onnx → crf.fp32.engine) for edgeseg run --crf")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
                            timing_cache=args.timing_cache, dla_core=args.dla, gpu_fallback=args.gpu_fallback,
                            version_compatible=args.version_compatible,
                            hardware_compatibility=args.hardware_compatibility,
-                           legacy_calibrator=args.legacy_calibrator, calib_data=args.calib_data)
+                           legacy_calibrator=args.legacy_calibrator, calib_data=args.calib_data, crf=args.crf)
     result = build_engine(args.bundle, options)
     layers = result["layers"]
     print(json.dumps({"engine": result["engine"], "tensorrt": result["entry"]["tensorrt"],

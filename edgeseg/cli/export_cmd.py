@@ -26,7 +26,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="also verify on this dataset's val images (data spec)")
     parser.add_argument("--min-agreement", type=float, default=0.999,
                         help="minimum ONNX Runtime vs torch label agreement (default 0.999)")
+    add_crf_arguments(parser)
     add_calibration_arguments(parser)
+
+
+def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ConvCRF post-processing (defaults: the paper's, see edgeseg/crf/params.py)")
+    group.add_argument("--crf", action="store_true",
+                       help="add crf.onnx (logits + image → labels, chained by the runtime) and model.crf.onnx "
+                            "(the CRF fused after the model); the model also outputs logits")
+    group.add_argument("--crf-iterations", type=positive_int, default=5, help="mean-field iterations (default 5)")
+    group.add_argument("--crf-filter-size", type=positive_int, default=7, help="window on the grid (default 7)")
+    group.add_argument("--crf-blur", type=positive_int, default=4, help="grid downsampling factor (default 4)")
+
+
+def crf_params(args: argparse.Namespace):
+    from edgeseg.crf.params import CRFParams
+
+    return CRFParams(filter_size=args.crf_filter_size, blur=args.crf_blur, iterations=args.crf_iterations).validate()
 
 
 def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -95,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
     options = ExportOptions(input_size=args.input_size, batch=args.batch, dynamic_batch=args.dynamic_batch,
                             opset=args.opset, outputs=outputs, exporter=args.exporter, simplify=args.simplify,
                             min_agreement=args.min_agreement, data=args.data, num_classes=args.num_classes,
-                            calibration=calibration)
+                            calibration=calibration, crf=crf_params(args) if args.crf else None)
     bundle = export_bundle(args.out, model_name=args.model, checkpoint=args.checkpoint, options=options)
     m = bundle.manifest
     print(json.dumps({"bundle": str(bundle.root), "model": m["model"]["name"], "input": m["input"]["shape"],

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="TensorRT and torch on CUDA: replay each stream's work as a CUDA graph")
+    parser.add_argument("--crf", nargs="?", const="conv", choices=("conv", "dense"),
+                        help="CRF post-processing: conv (ConvCRF, default; the bundle's fused model.crf.onnx or "
+                             "crf.onnx chained after the model; needs edgeseg export --crf) or dense (Krähenbühl's "
+                             "dense CRF on the CPU, pydensecrf2: the slow quality reference)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -70,6 +74,7 @@ def format_summary(summary: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from edgeseg.runtime.bundle import open_bundle
+    from edgeseg.runtime.crf import load_crf_runner
     from edgeseg.runtime.load import load_runner
     from edgeseg.runtime.pipeline import StreamPipeline
     from edgeseg.runtime.sinks import open_sink
@@ -81,8 +86,12 @@ def main(args: argparse.Namespace) -> int:
     source = open_source(args.source)
     with source:
         sink = open_sink(args.sink, palette, source.fps)
-        runner = load_runner(args.bundle, args.backend, precision=args.precision, threads=threads,
-                             device=args.device, streams=args.streams, cuda_graph=args.cuda_graph)
+        options = dict(precision=args.precision, threads=threads, device=args.device, streams=args.streams,
+                       cuda_graph=args.cuda_graph)
+        if args.crf:
+            runner = load_crf_runner(args.bundle, args.crf, args.backend, **options)
+        else:
+            runner = load_runner(args.bundle, args.backend, **options)
         status = StatusLine()
         with runner, sink:
             pipeline = StreamPipeline(runner, source, sink, streams=args.streams, max_frames=args.max_frames,
@@ -91,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
                 summary = pipeline.run()
             finally:
                 status.close()
-    summary.update(model=bundle.model.get("name"), backend=runner.backend, precision=args.precision,
+    summary.update(model=bundle.model.get("name"), backend=runner.backend, precision=args.precision, crf=args.crf,
                    source=args.source, sink=args.sink)
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0
