@@ -156,3 +156,36 @@ def test_bench_on_onnxruntime_never_imports_torch(tiny):
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_runner_timings_are_per_thread():
+    """K pipeline threads share one runner: each must read the latency of its own last call."""
+    import threading
+    import time
+
+    from edgeseg.runtime.runner import Runner, TensorSpec
+
+    class Sleepy(Runner):
+        def inputs(self):
+            return [TensorSpec("x", "float32", (1,))]
+
+        def _infer(self, feed):
+            time.sleep(float(feed["x"][0]))
+            self.last_stages_ms = {"compute": float(feed["x"][0]) * 1e3}
+            return {}
+
+    seen = {}
+    with Sleepy("sleepy") as runner:
+        def call(seconds, barrier):
+            runner.infer({"x": np.array([seconds], np.float32)})
+            barrier.wait()  # both calls finished before either reads
+            seen[seconds] = (runner.last_latency_ms, runner.last_stages_ms["compute"])
+
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=call, args=(s, barrier)) for s in (0.01, 0.2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert seen[0.01][0] < 100 < seen[0.2][0]
+    assert seen[0.01][1] == pytest.approx(10, abs=0.01) and seen[0.2][1] == pytest.approx(200, abs=0.01)
