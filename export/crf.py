@@ -13,11 +13,10 @@ from torch import nn
 
 from edgeseg.crf.convcrf import ConvCRF
 from edgeseg.crf.params import CRFParams
-from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import INPUT_NAME, DeployModel
 from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import export_module, export_onnx
-from edgeseg.export.verify import verify_onnx
+from edgeseg.export.verify import require_agreement, verify_onnx
 
 log = logging.getLogger(__name__)
 STANDALONE, FUSED = "crf.onnx", "model.crf.onnx"
@@ -30,7 +29,6 @@ class CRFGraph(nn.Module):
     def __init__(self, crf: ConvCRF) -> None:
         super().__init__()
         self.crf = crf
-        self.outputs = ("labels",)
 
     def forward(self, logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         refined = self.crf(logits, image.to(logits.dtype).permute(0, 3, 1, 2))
@@ -78,9 +76,7 @@ def export_crf(root: Path, deploy: DeployModel, num_classes: int, params: CRFPar
     fused, proto = _checked(root / FUSED, simplify)
     fused["label_agreement"] = verify_onnx(proto, fused_model, size, random_batches=1)["label_agreement"]
     for name, info in ((STANDALONE, standalone), (FUSED, fused)):
-        if info["label_agreement"] < min_agreement:
-            raise EdgesegError(f"ONNX Runtime agrees with torch on only {100 * info['label_agreement']:.3f}% of "
-                               f"the labels of {name} (minimum {100 * min_agreement:.1f}%)")
+        require_agreement(info["label_agreement"], min_agreement, f"the labels of {name}")
     log.info("ConvCRF exported: %s (%d nodes), %s (%d nodes)", STANDALONE, standalone["node_count"], FUSED,
              fused["node_count"])
     return {"params": params.to_dict(), "standalone": STANDALONE, "fused": FUSED, "inputs": [LOGITS, INPUT_NAME],

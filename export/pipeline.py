@@ -16,7 +16,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import INPUT_NAME, DeployModel
 from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import export_onnx
-from edgeseg.export.verify import verify_onnx
+from edgeseg.export.verify import require_agreement, verify_onnx
 from edgeseg.fileio import atomic_path, staged_dir
 from edgeseg.meta import ModelMeta
 from edgeseg.models import create, load_model, model_info, save_checkpoint
@@ -99,9 +99,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         export_s = time.perf_counter() - t0
         simplified, onnx_model, lint = simplify_and_lint(tmp / "model.onnx", opts.simplify)
         verification = verify_onnx(onnx_model, deploy, size, images)
-        if verification["label_agreement"] < opts.min_agreement:
-            raise EdgesegError(f"ONNX Runtime agrees with torch on only {100 * verification['label_agreement']:.3f}%"
-                               f" of labels (minimum {100 * opts.min_agreement:.1f}%); see --min-agreement")
+        require_agreement(verification["label_agreement"], opts.min_agreement)
         save_checkpoint(tmp / "model.pt", model, name=name, meta=meta)
         with atomic_path(tmp / "verify.json") as f:
             f.write_text(json.dumps(verification, indent=2) + "\n")

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import torch
 
+from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import INPUT_NAME, DeployModel
 from edgeseg.export.graph import with_outputs
 
@@ -26,6 +27,13 @@ def batch_sizes(model) -> list[int]:
     """The batch sizes to check: the static one, or 1 and 2 for a dynamic batch."""
     dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     return [dim.dim_value] if dim.dim_value > 0 else [1, 2]
+
+
+def require_agreement(agreement: float, minimum: float, what: str = "the labels") -> None:
+    """Refuse an exported graph whose labels agree with torch less than ``minimum`` (a fraction)."""
+    if agreement < minimum:
+        raise EdgesegError(f"ONNX Runtime agrees with torch on only {100 * agreement:.3f}% of {what} "
+                           f"(minimum {100 * minimum:.1f}%); see --min-agreement")
 
 
 def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images: list[np.ndarray] | None = None,

@@ -128,6 +128,7 @@ def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = 
         raise EdgesegError(f"{bundle.root} has no ConvCRF: re-export it with edgeseg export --crf "
                            f"(or use --crf dense with pydensecrf2)")
     use_tensorrt = backend == "tensorrt" or (backend == "auto" and bundle.find("engine", precision)
+                                             and bundle.find("crf-engine", "fp32")
                                              and backend_missing("tensorrt") is None)
     if use_tensorrt:
         engine, crf_engine = bundle.find("engine", precision), bundle.find("crf-engine", "fp32")

@@ -39,7 +39,7 @@ class _Slot:
         if self.context is None:
             raise EdgesegError("TensorRT could not create an execution context (out of GPU memory?)")
         self.stream = stream if stream is not None else cuda.stream()
-        self.events = [cuda.event() for _ in range(4)]
+        self.events = [cuda.event() for _ in range(4)] if stream is None else []  # a chained slot is timed by its head
         self.host: dict[str, np.ndarray] = {}
         self.device: dict[str, DeviceBuffer] = {}
         self.owned: list[DeviceBuffer] = []

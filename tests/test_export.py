@@ -179,3 +179,11 @@ def test_bundle_open_errors(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(EdgesegError, match="unreadable"):
         open_bundle(tmp_path)
+
+
+def test_require_agreement_refuses_below_the_minimum():
+    from edgeseg.export.verify import require_agreement
+
+    require_agreement(0.9995, 0.999)
+    with pytest.raises(EdgesegError, match=r"only 99\.800% of the labels of crf\.onnx \(minimum 99\.9%\)"):
+        require_agreement(0.998, 0.999, "the labels of crf.onnx")

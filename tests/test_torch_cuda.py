@@ -129,3 +129,10 @@ def test_pipeline_on_cuda_streams_keeps_every_frame(checkpoint_bundle):
         summary = StreamPipeline(runner, Frames("generated"), sink, streams=2).run()
     assert sink.seen == list(range(20)) and summary["frames_out"] == 20
     assert {"h2d", "inference", "d2h"} <= set(summary["stages_ms"])
+
+
+@pytest.mark.parametrize("args,message", [(["--device", "gpu0"], "expected cpu, cuda or cuda:N"),
+                                          (["--device", "cuda", "--backend", "onnxruntime"], "add --backend torch")])
+def test_run_device_errors_are_one_line(checkpoint_bundle, tmp_path, cli, args, message):
+    r = cli("run", str(checkpoint_bundle), "--source", str(tmp_path), *args)
+    assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr

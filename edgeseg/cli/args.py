@@ -18,6 +18,13 @@ def input_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def torch_device(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeseg.cli.args import positive_int
+from edgeseg.cli.args import positive_int, torch_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, help="CPU threads per backend (default: all cores)")
     parser.add_argument("--providers", choices=("cpu", "cuda", "tensorrt", "auto"), default="cpu",
                         help="ONNX Runtime execution providers (default cpu)")
-    parser.add_argument("--device", default="cpu",
+    parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch backend: cpu (default), or cuda / cuda:N (adds an fp16 row)")
     parser.add_argument("--overlays", type=int, default=3, help="prediction overlays per engine (default 3)")
     parser.add_argument("--report", metavar="DIR", help="write report.json, report.md and report.html here")

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from edgeseg.cli.args import positive_int
+from edgeseg.cli.args import positive_int, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                         help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else ONNX Runtime")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
-    parser.add_argument("--device", default="cpu",
+    parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch backend: cpu (default), or cuda / cuda:N (fp32 or fp16 on CUDA streams)")
     parser.add_argument("--streams", type=positive_int, default=1, help="frames in flight (default 1)")
     parser.add_argument("--threads", type=positive_int,
@@ -73,6 +73,7 @@ def format_summary(summary: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edgeseg.errors import EdgesegError
     from edgeseg.runtime.bundle import open_bundle
     from edgeseg.runtime.crf import load_crf_runner
     from edgeseg.runtime.load import load_runner
@@ -80,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
     from edgeseg.runtime.sinks import open_sink
     from edgeseg.runtime.sources import open_source
 
+    if args.device != "cpu" and args.backend != "torch":
+        raise EdgesegError("--device is where the torch backend runs: add --backend torch")
     bundle = open_bundle(args.bundle)
     palette = bundle.model.get("palette") or []
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.streams) if args.streams > 1 else None)
