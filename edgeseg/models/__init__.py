@@ -11,7 +11,22 @@ from torch import nn
 
 from edgeseg.errors import CheckpointError
 from edgeseg.meta import ModelMeta
-from edgeseg.models import bisenetv1, bisenetv2, dfanet, lednet  # noqa: F401  (registration)
+from edgeseg.models import (  # noqa: F401  (registration)
+    acnet,
+    bisenetv1,
+    bisenetv2,
+    danet,
+    deeplab,
+    deeplabv3,
+    dfanet,
+    dilated_context,
+    dunet,
+    fastfcn,
+    fcn,
+    lednet,
+    pspnet,
+    refinenet,
+)
 from edgeseg.models.base import SegmentationModel
 from edgeseg.models.checkpoint import load_checkpoint, load_state, save_checkpoint
 from edgeseg.models.profile import count_flops, count_parameters

@@ -18,6 +18,8 @@ class SegmentationModel(nn.Module):
     """
 
     num_classes: int
+    aux_weight: float = 1.0  # loss weight of each aux head, as the model's paper trains it
+    in_channels: int = 3  # channels of the normalised input: 3 (RGB), or 4 (RGB + depth) for RGB-D models
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

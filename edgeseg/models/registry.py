@@ -31,6 +31,8 @@ class ModelInfo:
     reference_source: str = ""
     size_divisor: int = 32  # input sides must be multiples of this (the deepest stride) to export
     default_kwargs: dict = field(default_factory=dict)
+    # Bytes of an attention matrix that grows as (H·W)² (DANet's PAM) at a deploy size and batch, if any.
+    attention_bytes: Callable[..., int] | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -39,7 +41,8 @@ _REGISTRY: dict[str, ModelInfo] = {}
 def register_model(*, paper: str, input_size: tuple[int, int], family: str, realtime: bool = False,
                    reference_params: float | None = None,
                    reference_flops: tuple[float, tuple[int, int]] | None = None, reference_source: str = "",
-                   size_divisor: int = 32, name: str | None = None, **default_kwargs):
+                   size_divisor: int = 32, name: str | None = None,
+                   attention_bytes: Callable[..., int] | None = None, **default_kwargs):
     """Decorator registering a builder ``fn(*, num_classes, **kwargs) -> nn.Module`` under ``name``."""
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -48,7 +51,7 @@ def register_model(*, paper: str, input_size: tuple[int, int], family: str, real
             raise ValueError(f"model {model_name!r} is already registered")
         _REGISTRY[model_name] = ModelInfo(model_name, builder, paper, tuple(input_size), family, realtime,
                                           reference_params, reference_flops, reference_source, size_divisor,
-                                          dict(default_kwargs))
+                                          dict(default_kwargs), attention_bytes)
         return builder
 
     return decorate

@@ -39,7 +39,7 @@ class TrainConfig:
     warmup: int = 50
     poly_power: float = 0.9
     loss: str = "ohem"  # ce | ohem | relax
-    aux_weight: float = 1.0
+    aux_weight: float | None = None  # None: the model's own (its paper's; 1.0 unless stated)
     class_weights: list[float] | None = None
     teacher: str | None = None  # checkpoint of a teacher for knowledge distillation
     kd_temperature: float = 1.0

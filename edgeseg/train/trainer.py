@@ -90,7 +90,8 @@ class Trainer:
         self.model = create(config.model, num_classes=self.num_classes, **config.model_kwargs).to(device)
         self.teacher = self._load_teacher() if config.teacher else None
         criterion = build_criterion(config.loss, self.num_classes, config.class_weights).to(device)
-        self.loss = SegmentationLoss(criterion, config.aux_weight)
+        aux_weight = config.aux_weight if config.aux_weight is not None else getattr(self.model, "aux_weight", 1.0)
+        self.loss = SegmentationLoss(criterion, aux_weight)
         self.optimizer = self._optimizer()
         self.scheduler = poly_warmup(self.optimizer, config.iters, config.warmup, config.poly_power)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)

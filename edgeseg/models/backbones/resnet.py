@@ -3,7 +3,8 @@
 Keys match ``torchvision.models.resnet*`` exactly (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so ImageNet
 weights saved from torchvision load with :func:`edgeseg.models.backbones.load_backbone_weights`. The
 classifier (``fc``) is not built; its keys are ignored on load. Output stride < 32 replaces the stride of the
-last stage(s) with dilation, as in DeepLab and torchvision's ``replace_stride_with_dilation``.
+last stage(s) with dilation, as in DeepLab and torchvision's ``replace_stride_with_dilation``; ``multi_grid``
+multiplies the dilation of ``layer4``'s blocks (DeepLab v3's unit rates, e.g. ``(1, 2, 4)``).
 """
 
 from __future__ import annotations
@@ -63,17 +64,27 @@ _DEPTHS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)),
 
 
 class ResNet(nn.Module):
-    """ResNet trunk returning the features of ``layer1..layer4`` (strides 4, 8, 16, 32 at output stride 32)."""
+    """ResNet trunk returning the features of ``layer1..layer4`` (strides 4, 8, 16, 32 at output stride 32).
 
-    def __init__(self, depth: int = 18, output_stride: int = 32) -> None:
+    ``in_channels`` other than 3 gives e.g. a depth branch (ACNet's 1-channel ``conv1``); ``stem=False`` leaves
+    out ``conv1``/``bn1`` (a trunk fed with stem features by its owner); :meth:`stem` and :attr:`stages` let a
+    model interleave several trunks stage by stage.
+    """
+
+    def __init__(self, depth: int = 18, output_stride: int = 32, *, in_channels: int = 3, stem: bool = True,
+                 multi_grid: tuple[int, ...] | None = None) -> None:
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         block, counts = _DEPTHS[depth]
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        if multi_grid is not None and len(multi_grid) != counts[3]:
+            raise ValueError(f"multi_grid needs one rate per layer4 block ({counts[3]}), got {multi_grid}")
+        self.has_stem = stem
+        if stem:
+            self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         dilate_from = {32: 5, 16: 4, 8: 3}[output_stride]  # first stage index (2..4) that dilates instead
@@ -82,26 +93,37 @@ class ResNet(nn.Module):
         self.layer1 = self._stage(block, 64, counts[0], 1, False)
         self.layer2 = self._stage(block, 128, counts[1], 2, dilate_from <= 2)
         self.layer3 = self._stage(block, 256, counts[2], 2, dilate_from <= 3)
-        self.layer4 = self._stage(block, 512, counts[3], 2, dilate_from <= 4)
+        self.layer4 = self._stage(block, 512, counts[3], 2, dilate_from <= 4, multi_grid)
         self.channels = tuple(c * block.expansion for c in (64, 128, 256, 512))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _stage(self, block, channels: int, count: int, stride: int, dilate: bool) -> nn.Sequential:
+    def _stage(self, block, channels: int, count: int, stride: int, dilate: bool,
+               multi_grid: tuple[int, ...] | None = None) -> nn.Sequential:
         previous = self._dilation
         if dilate:
             self._dilation *= stride
             stride = 1
-        layers = [block(self._in, channels, stride, previous)]
+        grid = multi_grid or (1,) * count
+        first = previous if multi_grid is None else self._dilation * grid[0]
+        layers = [block(self._in, channels, stride, first)]
         self._in = channels * block.expansion
-        layers += [block(self._in, channels, 1, self._dilation) for _ in range(1, count)]
+        layers += [block(self._in, channels, 1, self._dilation * grid[i]) for i in range(1, count)]
         return nn.Sequential(*layers)
 
+    @property
+    def stages(self) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        return self.layer1, self.layer2, self.layer3, self.layer4
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv1 → bn1 → relu`` (stride 2, before the max-pool)."""
+        return self.relu(self.bn1(self.conv1(x)))
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c1 = self.layer1(x)
-        c2 = self.layer2(c1)
-        c3 = self.layer3(c2)
-        c4 = self.layer4(c3)
-        return [c1, c2, c3, c4]
+        x = self.maxpool(self.stem(x) if self.has_stem else x)
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features

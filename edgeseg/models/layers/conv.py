@@ -37,16 +37,19 @@ class ConvBNAct(nn.Module):
 class SeparableConvBNAct(nn.Module):
     """Depthwise k×k conv (+BN) followed by pointwise 1×1 conv → BN → activation (Chollet, CVPR 2017).
 
-    ``depthwise_bn=False`` gives Xception's original form (no normalisation between the two convs).
+    ``depthwise_bn=False`` gives Xception's original form (no normalisation between the two convs);
+    ``depthwise_act=True`` adds a ReLU after the depthwise BN (DeepLab v3+'s aligned Xception, Chen et al. 2018 §3.2).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 dilation: int = 1, act: Activation = nn.ReLU, depthwise_bn: bool = True) -> None:
+                 dilation: int = 1, act: Activation = nn.ReLU, depthwise_bn: bool = True,
+                 depthwise_act: bool = False) -> None:
         super().__init__()
         self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, stride,
                                    _padding(kernel_size, dilation), dilation, groups=in_channels, bias=False)
         self.depthwise_bn = nn.BatchNorm2d(in_channels) if depthwise_bn else nn.Identity()
+        self.depthwise_act = nn.ReLU(inplace=True) if depthwise_act else nn.Identity()
         self.pointwise = ConvBNAct(in_channels, out_channels, 1, act=act)
 
     def forward(self, x):
-        return self.pointwise(self.depthwise_bn(self.depthwise(x)))
+        return self.pointwise(self.depthwise_act(self.depthwise_bn(self.depthwise(x))))
