@@ -117,7 +117,8 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
                          else [batch_dim, meta.num_classes, size[0], size[1]]} for o in outputs],
             "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
                      "export_seconds": round(export_s, 2)},
-            "verification": {k: verification[k] for k in ("label_agreement", "max_abs_logit_diff", "batch_sizes")
+            "verification": {k: verification[k] for k in ("label_agreement", "max_abs_logit_diff", "relative_logit_diff",
+                                                               "batch_sizes")
                              if k in verification} | {"min_agreement": opts.min_agreement},
             "lint": {"errors": len(lint.errors), "warnings": len(lint.warnings), "node_count": lint.node_count},
             "versions": {"edgeseg": __version__, **package_versions(("torch", "onnx", "onnxruntime", "onnxsim",

@@ -40,8 +40,9 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
                 random_batches: int = 2, seed: int = 0) -> dict:
     """Compare ``model`` (an onnx ModelProto of ``deploy``) with ``deploy`` itself.
 
-    Returns ``{"label_agreement", "max_abs_logit_diff", "checks": [...]}`` where agreement is the worst
-    fraction of equal labels over all checks.
+    Returns ``{"label_agreement", "max_abs_logit_diff", "relative_logit_diff", "checks": [...]}`` where
+    agreement is the worst fraction of equal labels over all checks and the relative difference divides by
+    the largest reference logit (at least 1).
     """
     import onnxruntime as ort
 
@@ -64,10 +65,14 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
             agreement = float(np.mean(got["labels"] == ref_labels.numpy()))
             check = {"batch": b, "source": source, "label_agreement": agreement}
             if logit_name:
-                check["max_abs_logit_diff"] = float(np.abs(got[logit_name] - ref_logits.numpy()).max())
+                ref = ref_logits.numpy()
+                check["max_abs_logit_diff"] = float(np.abs(got[logit_name] - ref).max())
+                check["max_abs_logit"] = float(np.abs(ref).max())
             checks.append(check)
     result = {"label_agreement": min(c["label_agreement"] for c in checks), "checks": checks,
               "batch_sizes": batch_sizes(model), "images": {"random": random_batches, "data": len(images or [])}}
     if logit_name:
         result["max_abs_logit_diff"] = max(c["max_abs_logit_diff"] for c in checks)
+        # float32 rounding grows with the logits' magnitude (a randomly initialised ResNet-101 gives ~1e4)
+        result["relative_logit_diff"] = max(c["max_abs_logit_diff"] / max(1.0, c["max_abs_logit"]) for c in checks)
     return result
