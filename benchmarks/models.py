@@ -32,7 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
 
 def latency_ms(model: torch.nn.Module, size: tuple[int, int], threads: int, warmup: int, repeats: int) -> float:
     torch.set_num_threads(threads)
-    x = torch.randn(1, 3, *size)
+    x = torch.randn(1, getattr(model, "in_channels", 3), *size)
     times = []
     with torch.inference_mode():
         for i in range(warmup + repeats):

@@ -59,7 +59,7 @@ def _upstream_convs(model, conv_outputs: dict[str, str]) -> dict[str, set[str]]:
     return result
 
 
-def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: list[np.ndarray]) -> list[dict]:
+def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: list[dict[str, np.ndarray]]) -> list[dict]:
     """Rank conv layers by the error the INT8 model adds *at* that layer: relative MSE of each conv output
     against float32, minus the worst error already present in its inputs. One pass of each model."""
     import onnx
@@ -70,11 +70,10 @@ def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: lis
     names = [n for n in convs if n in {o for node in int8.graph.node for o in node.output}]
     sessions = [ort.InferenceSession(with_outputs(m, names).SerializeToString(), providers=["CPUExecutionProvider"])
                 for m in (fp32, int8)]
-    input_name = fp32.graph.input[0].name
     sq_err = dict.fromkeys(names, 0.0)
     power = dict.fromkeys(names, 0.0)
     for batch in batches:
-        ref, got = ([dict(zip([o.name for o in s.get_outputs()], s.run(None, {input_name: batch})))
+        ref, got = ([dict(zip([o.name for o in s.get_outputs()], s.run(None, batch)))
                      for s in sessions])
         for n in names:
             sq_err[n] += float(np.mean((ref[n] - got[n]) ** 2))

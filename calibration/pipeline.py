@@ -31,6 +31,7 @@ FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 class CalibrationOptions:
     calib_data: str | None = None
     calib_size: int | None = None
+    calib_depth: str | None = None  # depth maps paired by stem with an image-folder calibration set (RGB-D)
     method: str = "percentile"  # measured best: benchmarks/results/int8_methods.json
     target: str = "tensorrt"
     quantizer: str = "onnxruntime"  # or modelopt (NVIDIA Model Optimizer), when installed
@@ -73,7 +74,8 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     if options.int8 and not options.calib_data:
         raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
     calib = (load_calibration_set(options.calib_data, bundle.input_size, count=options.calib_size,
-                                  seed=options.seed) if options.int8 else None)
+                                  seed=options.seed, depth="depth" in bundle.input_names,
+                                  depth_dir=options.calib_depth) if options.int8 else None)
     source = _eval_source(options, num_classes)
     steps = 1 + options.fp16 + options.int8
     bar = Progress(steps, "calibrate", log_interval=0)
@@ -125,7 +127,7 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
     steps = [{"step": 0, "excluded": [], "miou": result.get("miou"), "miou_drop": result.get("miou_drop")}]
     over = "miou_drop" in result and result["miou_drop"] > options.max_miou_drop
     if over:
-        batches = list(calib.batches(1))[: options.sensitivity_images]
+        batches = list(calib.feeds(1))[: options.sensitivity_images]
         ranking = layer_sensitivity(fp32_path, bundle.root / int8_name, batches)
         best = result
         for step in range(1, options.max_search_steps + 1):

@@ -27,7 +27,7 @@ QUANTIZERS = ("onnxruntime", "modelopt")
 QUANTIZED_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
 
 
-def _reader(calib: CalibrationSet, input_name: str, batch: int):
+def _reader(calib: CalibrationSet, batch: int):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -38,7 +38,7 @@ def _reader(calib: CalibrationSet, input_name: str, batch: int):
             return next(self._it, None)
 
         def rewind(self) -> None:
-            self._it = iter({input_name: b} for b in calib.batches(batch))
+            self._it = iter(calib.feeds(batch))
 
         def __len__(self) -> int:
             return len(calib.images) // batch
@@ -75,7 +75,6 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
     if target not in TARGETS:
         raise EdgesegError(f"unknown INT8 target {target!r}; choose {', '.join(TARGETS)}")
     model = onnx.load(str(fp32_path))
-    input_name = model.graph.input[0].name
     batch = graph_batch(model)
     if len(calib.images) < batch:
         raise EdgesegError(f"{len(calib.images)} calibration images cannot fill one batch of {batch}")
@@ -88,10 +87,10 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
                "CalibPercentile": percentile, "CalibTensorRangeSymmetric": target == "tensorrt"}
     activation = QuantType.QInt8 if target == "tensorrt" else QuantType.QUInt8
     if not Path(ranges_cache).is_file():
-        _calibrate(fp32_path, calib, input_name, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
+        _calibrate(fp32_path, calib, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
                    percentile=percentile)
     with atomic_path(out_path) as tmp, _without_preprocess_advice():
-        quantize_static(str(fp32_path), str(tmp), _reader(calib, input_name, batch), quant_format=QuantFormat.QDQ,
+        quantize_static(str(fp32_path), str(tmp), _reader(calib, batch), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=activation,
                         weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=calibrate,
                         extra_options=options, calibration_cache_path=str(ranges_cache))
@@ -119,7 +118,7 @@ def _without_preprocess_advice():
         root.removeFilter(advice)
 
 
-def _calibrate(fp32_path, calib: CalibrationSet, input_name: str, batch: int, method, ranges_cache, *,
+def _calibrate(fp32_path, calib: CalibrationSet, batch: int, method, ranges_cache, *,
                symmetric: bool, percentile: float) -> None:
     """Collect tensor ranges once and save them where ``quantize_static`` finds them.
 
@@ -141,7 +140,7 @@ def _calibrate(fp32_path, calib: CalibrationSet, input_name: str, batch: int, me
         calibrator = create_calibrator(Path(fp32_path), QUANTIZED_OPS,
                                        augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=method, extra_options=options)
-        calibrator.collect_data(_reader(calib, input_name, batch))
+        calibrator.collect_data(_reader(calib, batch))
         save_tensors_data(calibrator.compute_data(), ranges_cache)
 
 
@@ -163,7 +162,7 @@ def _quantize_modelopt(fp32_path, out_path, calib: CalibrationSet, *, method: st
         raise EdgesegError(f"modelopt calibrates with entropy or minmax, not {method!r}")
     model = onnx.load(str(fp32_path))
     excluded = sorted(set(tail_nodes(model)) | set(exclude or []))
-    data = {model.graph.input[0].name: np.stack(calib.images)}
+    data = next(calib.feeds(len(calib.images)))
     with atomic_path(out_path) as tmp:
         modelopt_quantize(str(fp32_path), quantize_mode="int8", calibration_data=data,
                           calibration_method=methods[method], calibration_eps=["cpu"], nodes_to_exclude=excluded,

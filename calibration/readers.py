@@ -1,4 +1,5 @@
-"""Calibration images, fed exactly as the deploy graph takes them: uint8 N×H×W×3 RGB at the deploy size.
+"""Calibration images, fed exactly as the deploy graph takes them: uint8 N×H×W×3 RGB at the deploy size, and
+for an RGB-D model its depth maps (float32 N×H×W metres, from the dataset or a depth folder paired by stem).
 
 Sources: any data spec (``synthetic:64``, ``cityscapes:/data``...), a folder of images (searched recursively
 for jpg / png / bmp), or a video file (every k-th frame, needs OpenCV). Unreadable files are counted, skipped
@@ -43,11 +44,12 @@ class CalibrationSet:
     images: list[np.ndarray]
     source: str
     skipped: list[str] = field(default_factory=list)
+    depths: list[np.ndarray] | None = None  # one per image for RGB-D models
 
     def fingerprint(self) -> str:
-        """sha256 over every image's bytes: part of the calibration cache's identity."""
+        """sha256 over every image's (and depth map's) bytes: part of the calibration cache's identity."""
         h = hashlib.sha256()
-        for im in self.images:
+        for im in self.images + (self.depths or []):
             h.update(np.ascontiguousarray(im).tobytes())
         return h.hexdigest()
 
@@ -55,29 +57,49 @@ class CalibrationSet:
         for start in range(0, len(self.images) - batch + 1, batch):
             yield np.stack(self.images[start:start + batch])
 
+    def feeds(self, batch: int = 1) -> Iterator[dict[str, np.ndarray]]:
+        """Input dicts for the deploy graph: ``image``, plus ``depth`` when the set has depth maps."""
+        for start in range(0, len(self.images) - batch + 1, batch):
+            feed = {"image": np.stack(self.images[start:start + batch])}
+            if self.depths is not None:
+                feed["depth"] = np.stack(self.depths[start:start + batch]).astype(np.float32)
+            yield feed
 
-def _from_dataset(spec: str, size, count: int | None, seed: int, split: str) -> CalibrationSet:
+
+def _from_dataset(spec: str, size, count: int | None, seed: int, split: str, depth: bool) -> CalibrationSet:
     from edgeseg.data import open_dataset
+    from edgeseg.data.depth import fit_depth_to_size
 
     source = open_dataset(spec, split)
     order = np.random.default_rng(seed).permutation(len(source))[: count or len(source)]
-    return CalibrationSet([fit_to_size(source[int(i)][0], size) for i in order], f"{spec} ({split})")
+    if not depth:
+        return CalibrationSet([fit_to_size(source[int(i)][0], size) for i in order], f"{spec} ({split})")
+    samples = [source.rgbd(int(i)) for i in order]
+    return CalibrationSet([fit_to_size(s[0], size) for s in samples], f"{spec} ({split})",
+                          depths=[fit_depth_to_size(s[2], size) for s in samples])
 
 
-def _from_folder(root: Path, size, count: int | None, seed: int) -> CalibrationSet:
+def _from_folder(root: Path, size, count: int | None, seed: int, depth_dir: Path | None) -> CalibrationSet:
+    from edgeseg.data.depth import find_depth, fit_depth_to_size, read_depth
+
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if depth_dir is not None:
+        files = [f for f in files if depth_dir not in f.parents]
     if not files:
         raise EdgesegError(f"calibration: no .jpg/.png/.bmp images under {root}")
     order = np.random.default_rng(seed).permutation(len(files))
-    images, skipped = [], []
+    images, depths, skipped = [], [], []
     for i in order:
         if count and len(images) >= count:
             break
         try:
-            images.append(fit_to_size(read_image(files[i]), size))
+            image = fit_to_size(read_image(files[i]), size)
+            if depth_dir is not None:
+                depths.append(fit_depth_to_size(read_depth(find_depth(depth_dir, files[i].stem)), size))
+            images.append(image)
         except EdgesegError:
             skipped.append(str(files[i]))
-    return CalibrationSet(images, str(root), skipped)
+    return CalibrationSet(images, str(root), skipped, depths if depth_dir is not None else None)
 
 
 def _from_video(path: Path, size, count: int | None, every: int) -> CalibrationSet:
@@ -107,14 +129,25 @@ def _from_video(path: Path, size, count: int | None, every: int) -> CalibrationS
 
 
 def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None = None, seed: int = 0,
-                         every: int = 10, split: str = "train") -> CalibrationSet:
-    """Read up to ``count`` calibration images (seeded shuffle) from a data spec, folder or video file."""
+                         every: int = 10, split: str = "train", depth: bool = False,
+                         depth_dir: str | Path | None = None) -> CalibrationSet:
+    """Read up to ``count`` calibration images (seeded shuffle) from a data spec, folder or video file.
+
+    ``depth`` (an RGB-D model): depth maps come with a data spec (its ``rgbd``) or, for an image folder, from
+    ``depth_dir`` paired by file stem; a video has none.
+    """
     if spec.startswith(DATA_KINDS):
-        calib = _from_dataset(spec, size, count, seed, split)
+        calib = _from_dataset(spec, size, count, seed, split, depth)
     else:
         path = Path(spec)
+        if depth and path.is_dir() and depth_dir is None:
+            raise EdgesegError("an RGB-D model calibrates on a data spec with depth or an image folder with "
+                               "--calib-depth DIR (depth maps paired by file stem)")
+        if depth and path.is_file():
+            raise EdgesegError("an RGB-D model cannot calibrate on a video (no depth); use a data spec or an "
+                               "image folder with --calib-depth DIR")
         if path.is_dir():
-            calib = _from_folder(path, size, count, seed)
+            calib = _from_folder(path, size, count, seed, Path(depth_dir) if depth_dir is not None else None)
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             calib = _from_video(path, size, count, every)
         elif path.exists():

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from edgeseg.data.base import SegmentationSource
-from edgeseg.data.torch_dataset import to_tensor
+from edgeseg.data.torch_dataset import depth_tensor, to_tensor
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
 from edgeseg.progress import Progress
 
@@ -21,13 +21,17 @@ def evaluate_model(model: torch.nn.Module, source: SegmentationSource, *, num_cl
     model.eval()
     count = len(source) if max_images is None else min(max_images, len(source))
     indices = range(rank, count, world_size)
+    rgbd = getattr(model, "in_channels", 3) == 4
     cm = ConfusionMatrix(num_classes, source.ignore_index)
     bf = BoundaryFScore() if boundary else None
     bar = Progress(len(indices), f"eval {source.name}", enabled=progress)
     try:
         for i in indices:
-            image, label = source[i]
-            x = to_tensor(image, mean, std)[None].to(device)
+            image, label, *depth = source.rgbd(i) if rgbd else source[i]
+            x = to_tensor(image, mean, std)
+            if depth:
+                x = torch.cat([x, depth_tensor(depth[0])], dim=0)
+            x = x[None].to(device)
             pred = model(x).argmax(1)[0].cpu().numpy().astype(np.int64)
             cm.update(pred, label)
             if bf is not None:

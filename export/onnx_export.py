@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.deploy import INPUT_NAME, DeployModel
+from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
 from edgeseg.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,11 @@ def export_onnx(deploy: DeployModel, path: str | Path, *, input_size: tuple[int,
     is static unless ``dynamic_batch``.
     """
     h, w = input_size
-    example = torch.zeros(batch if not dynamic_batch else 2, h, w, 3, dtype=torch.uint8)
-    return export_module(deploy, path, {INPUT_NAME: example}, list(deploy.outputs), dynamic_batch=dynamic_batch,
+    n = batch if not dynamic_batch else 2
+    examples = {INPUT_NAME: torch.zeros(n, h, w, 3, dtype=torch.uint8)}
+    if DEPTH_INPUT in deploy.inputs:
+        examples[DEPTH_INPUT] = torch.zeros(n, h, w, dtype=torch.float32)
+    return export_module(deploy, path, examples, list(deploy.outputs), dynamic_batch=dynamic_batch,
                          opset=opset, exporter=exporter)
 
 

@@ -13,7 +13,7 @@ from edgeseg import __version__
 from edgeseg.calibration.pipeline import CalibrationOptions, calibrate_bundle
 from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
-from edgeseg.export.deploy import INPUT_NAME, DeployModel
+from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
 from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import export_onnx
 from edgeseg.export.verify import require_agreement, verify_onnx
@@ -24,6 +24,9 @@ from edgeseg.runtime.bundle import MANIFEST, Bundle, open_bundle, sha256_file
 from edgeseg.runtime.environment import package_versions
 
 log = logging.getLogger(__name__)
+
+
+VERIFICATION_KEYS = ("label_agreement", "max_abs_logit_diff", "relative_logit_diff", "batch_sizes")
 
 
 @dataclass
@@ -41,15 +44,41 @@ class ExportOptions:
     num_classes: int | None = None
     calibration: CalibrationOptions | None = None  # FP16 / INT8 variants and the accuracy gate
     crf: CRFParams | None = None  # ConvCRF: crf.onnx and model.crf.onnx; the model also outputs logits
+    max_attention_mb: float = 1024.0  # refuse sizes whose (H·W)² attention matrix (DANet) exceeds this
 
 
-def check_input_size(name: str, size: tuple[int, int]) -> None:
-    divisor = model_info(name).size_divisor
+def check_input_size(name: str, size: tuple[int, int], *, batch: int = 1,
+                     max_attention_mb: float | None = None) -> None:
+    """Refuse a deploy size the model cannot take: sides not multiples of its output stride, or (with a
+    limit) an attention matrix growing as (H·W)² that exceeds ``max_attention_mb``; both name a size that fits."""
+    info = model_info(name)
+    divisor = info.size_divisor
     h, w = size
     if h % divisor or w % divisor:
         fit = (max(divisor, round(h / divisor) * divisor), max(divisor, round(w / divisor) * divisor))
         raise EdgesegError(f"input size {h}x{w} does not fit {name}: both sides must be multiples of {divisor} "
                            f"(its output stride); try {fit[0]}x{fit[1]}")
+    if info.attention_bytes is None or max_attention_mb is None:
+        return
+    limit = max_attention_mb * 2**20
+    needed = info.attention_bytes(size, batch)
+    if needed > limit:
+        fit = _largest_fitting_size(info, size, batch, limit)
+        hint = f"{fit[0]}x{fit[1]} fits at this aspect ratio" if fit else "no size at this aspect ratio fits"
+        raise EdgesegError(f"{name} at {h}x{w} (batch {batch}) needs a {needed / 2**30:.2f} GiB attention matrix, "
+                           f"over the {max_attention_mb:g} MiB limit (--max-attention-mb); {hint}")
+
+
+def _largest_fitting_size(info, size: tuple[int, int], batch: int, limit: float) -> tuple[int, int] | None:
+    d = info.size_divisor
+    scale = (limit / info.attention_bytes(size, batch)) ** 0.25  # the matrix grows with (H·W)²
+    h = max(d, int(size[0] * scale) // d * d)
+    while h >= d:
+        w = max(d, round(h * size[1] / size[0] / d) * d)
+        if info.attention_bytes((h, w), batch) <= limit:
+            return h, w
+        h -= d
+    return None
 
 
 def _resolve_model(model_name: str | None, checkpoint: str | None, num_classes: int | None):
@@ -66,12 +95,27 @@ def _resolve_model(model_name: str | None, checkpoint: str | None, num_classes: 
     return model, ModelMeta.default(model.num_classes, info.input_size), model_name, {"checkpoint": None}
 
 
-def _data_images(spec: str, count: int, size: tuple[int, int]) -> list:
+def _data_images(spec: str, count: int, size: tuple[int, int], depth: bool) -> tuple[list, list | None]:
+    """Verification images (and depth maps for an RGB-D model) from the val split, at the deploy size."""
     from edgeseg.data import open_dataset
+    from edgeseg.data.depth import resize_depth
     from edgeseg.runtime.preprocess import resize_image
 
     source = open_dataset(spec, "val")
-    return [resize_image(source[i][0], size) for i in range(min(count, len(source)))]
+    indices = range(min(count, len(source)))
+    if not depth:
+        return [resize_image(source[i][0], size) for i in indices], None
+    samples = [source.rgbd(i) for i in indices]
+    return [resize_image(s[0], size) for s in samples], [resize_depth(s[2], size) for s in samples]
+
+
+def _input_specs(names: tuple[str, ...], batch_dim, size: tuple[int, int]) -> list[dict]:
+    specs = [{"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "color": "RGB",
+              "shape": [batch_dim, size[0], size[1], 3]}]
+    if DEPTH_INPUT in names:
+        specs.append({"name": DEPTH_INPUT, "dtype": "float32", "layout": "NHW", "unit": "metres",
+                      "shape": [batch_dim, size[0], size[1]]})
+    return specs
 
 
 def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, checkpoint: str | None = None,
@@ -82,15 +126,18 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
     opts = options or ExportOptions()
     model, meta, name, source = _resolve_model(model_name, checkpoint, opts.num_classes)
     size = tuple(opts.input_size or meta.input_size or model_info(name).input_size)
-    check_input_size(name, size)
+    check_input_size(name, size, batch=opts.batch, max_attention_mb=opts.max_attention_mb)
     meta.input_size = size
     outputs = tuple(opts.outputs)
     if opts.crf is not None:
+        if getattr(model, "in_channels", 3) != 3:
+            raise EdgesegError(f"--crf takes RGB models; {name} is RGB-D (its CRF would need the depth too)")
         opts.crf.validate().check_size(size)
         if "logits" not in outputs:
             outputs += ("logits",)  # the chained CRF (crf.onnx) and the dense CRF read the model's logits
     deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=outputs)
-    images = _data_images(opts.data, opts.data_images, size) if opts.data else None
+    images, depths = (_data_images(opts.data, opts.data_images, size, len(deploy.inputs) > 1) if opts.data
+                      else (None, None))
     out = Path(out)
     with staged_dir(out, marker=MANIFEST) as tmp:
         t0 = time.perf_counter()
@@ -98,7 +145,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
                             dynamic_batch=opts.dynamic_batch, opset=opts.opset, exporter=opts.exporter)
         export_s = time.perf_counter() - t0
         simplified, onnx_model, lint = simplify_and_lint(tmp / "model.onnx", opts.simplify)
-        verification = verify_onnx(onnx_model, deploy, size, images)
+        verification = verify_onnx(onnx_model, deploy, size, images, depths=depths)
         require_agreement(verification["label_agreement"], opts.min_agreement)
         save_checkpoint(tmp / "model.pt", model, name=name, meta=meta)
         with atomic_path(tmp / "verify.json") as f:
@@ -112,14 +159,14 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
             "source": source,
             "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "color": "RGB",
                       "shape": [batch_dim, size[0], size[1], 3], "size": list(size)},
+            "inputs": _input_specs(deploy.inputs, batch_dim, size),
             "outputs": [{"name": o, "dtype": "uint8" if o == "labels" else "float32",
                          "shape": [batch_dim, size[0], size[1]] if o == "labels"
                          else [batch_dim, meta.num_classes, size[0], size[1]]} for o in outputs],
             "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
                      "export_seconds": round(export_s, 2)},
-            "verification": {k: verification[k] for k in ("label_agreement", "max_abs_logit_diff", "relative_logit_diff",
-                                                               "batch_sizes")
-                             if k in verification} | {"min_agreement": opts.min_agreement},
+            "verification": {k: verification[k] for k in VERIFICATION_KEYS if k in verification}
+            | {"min_agreement": opts.min_agreement},
             "lint": {"errors": len(lint.errors), "warnings": len(lint.warnings), "node_count": lint.node_count},
             "versions": {"edgeseg": __version__, **package_versions(("torch", "onnx", "onnxruntime", "onnxsim",
                                                                       "onnxslim", "numpy"))},

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.deploy import INPUT_NAME, DeployModel
+from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
 from edgeseg.export.graph import with_outputs
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,13 @@ def require_agreement(agreement: float, minimum: float, what: str = "the labels"
 
 
 def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images: list[np.ndarray] | None = None,
-                random_batches: int = 2, seed: int = 0) -> dict:
+                random_batches: int = 2, seed: int = 0, depths: list[np.ndarray] | None = None) -> dict:
     """Compare ``model`` (an onnx ModelProto of ``deploy``) with ``deploy`` itself.
 
     Returns ``{"label_agreement", "max_abs_logit_diff", "relative_logit_diff", "checks": [...]}`` where
     agreement is the worst fraction of equal labels over all checks and the relative difference divides by
-    the largest reference logit (at least 1).
+    the largest reference logit (at least 1). An RGB-D graph gets random depth (0-10 m) with the random
+    images and ``depths`` with ``images``.
     """
     import onnxruntime as ort
 
@@ -53,15 +54,26 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
     rng = np.random.default_rng(seed)
     h, w = input_size
     checks = []
+    rgbd = DEPTH_INPUT in deploy.inputs
+    if rgbd and images and (depths is None or len(depths) != len(images)):
+        raise ValueError("an RGB-D model needs one depth map per verification image")
     for b in batch_sizes(model):
-        batches = [("random", rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8)) for _ in range(random_batches)]
+        batches = []
+        for _ in range(random_batches):
+            feed = {INPUT_NAME: rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8)}
+            if rgbd:
+                feed[DEPTH_INPUT] = rng.uniform(0.0, 10.0, (b, h, w)).astype(np.float32)
+            batches.append(("random", feed))
         if images:
             for start in range(0, len(images) - b + 1, b):
-                batches.append(("data", np.stack(images[start:start + b])))
-        for source, batch in batches:
-            got = dict(zip(out_names, session.run(out_names, {INPUT_NAME: batch})))
+                feed = {INPUT_NAME: np.stack(images[start:start + b])}
+                if rgbd:
+                    feed[DEPTH_INPUT] = np.stack(depths[start:start + b]).astype(np.float32)
+                batches.append(("data", feed))
+        for source, feed in batches:
+            got = dict(zip(out_names, session.run(out_names, feed)))
             with torch.no_grad():
-                ref_labels, ref_logits = reference(torch.from_numpy(batch))
+                ref_labels, ref_logits = reference(*(torch.from_numpy(feed[n]) for n in deploy.inputs))
             agreement = float(np.mean(got["labels"] == ref_labels.numpy()))
             check = {"batch": b, "source": source, "label_agreement": agreement}
             if logit_name:

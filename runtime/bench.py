@@ -33,9 +33,10 @@ from edgeseg.runtime.bench_plan import Target, plan_targets
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.runtime.evaluate import evaluate_runner
+from edgeseg.runtime.feeds import make_feed, takes_depth
 from edgeseg.runtime.load import load_runner
 from edgeseg.runtime.memory import PeakMemory
-from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 from edgeseg.runtime.stats import latency_stats, throughput_fps
 
@@ -90,19 +91,28 @@ def _batch_and_size(runner: Runner, wanted: int | None) -> tuple[int, tuple[int,
     return static or wanted or 1, size
 
 
+def _timing_depths(runner: Runner, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Seeded random depth maps (0-10 m) at each frame's size for an RGB-D runner's timing runs; else none."""
+    if not takes_depth(runner):
+        return []
+    rng = np.random.default_rng(0)
+    return [rng.uniform(0.0, 10.0, frame.shape[:2]).astype(np.float32) for frame in frames]
+
+
 def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int, size: tuple[int, int],
                     warmup: int, iters: int, progress: Progress | None = None) -> dict[str, list[float]]:
     """Per-iteration milliseconds: ``latency`` (the runner's), ``preprocess``, ``inference``, ``transfer``
     (only when the runner reports h2d/d2h), ``postprocess`` and ``end_to_end``."""
-    name = runner.inputs()[0].name
+    depths = _timing_depths(runner, frames)
     samples: dict[str, list[float]] = {k: [] for k in
                                        ("latency", "preprocess", "transfer", "inference", "postprocess", "end_to_end")}
     for i in range(warmup + iters):
-        chosen = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
+        picks = [(i * batch + j) % len(frames) for j in range(batch)]
+        chosen = [frames[k] for k in picks]
         t0 = time.perf_counter()
-        feed = to_batch(chosen, size)
+        feed = make_feed(runner, chosen, size, [depths[k] for k in picks] if depths else None)
         t1 = time.perf_counter()
-        out = runner.infer({name: feed})
+        out = runner.infer(feed)
         t2 = time.perf_counter()
         if "labels" not in out:
             raise EdgesegError(f"{runner.name} has no 'labels' output (outputs: {', '.join(out)})")
@@ -191,7 +201,8 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
             try:
                 samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
                                           iters=settings.iters, progress=bar)
-                feed = {runner.inputs()[0].name: to_batch(frames[:batch], size)}
+                depths = _timing_depths(runner, frames[:batch])
+                feed = make_feed(runner, frames[:batch], size, depths or None)
                 throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
                                                 progress=bar)
             finally:

@@ -48,6 +48,11 @@ class Bundle:
         h, w = self.manifest["input"]["size"]
         return int(h), int(w)
 
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """``("image",)``, or ``("image", "depth")`` for an RGB-D model."""
+        return tuple(spec["name"] for spec in self.manifest.get("inputs", [self.manifest["input"]]))
+
     def entry(self, name: str) -> dict:
         if name not in self.files:
             raise EdgesegError(f"{self.root}: the manifest lists no file {name!r} "

@@ -14,7 +14,8 @@ from edgeseg.data.base import SegmentationSource
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
 from edgeseg.progress import Progress
-from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.feeds import make_feed, takes_depth
+from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 
 
@@ -30,13 +31,20 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
     count = len(source) if max_images is None else min(max_images, len(source))
     if count < batch:
         raise EdgesegError(f"the model takes batches of {batch}; the split has only {count} images")
+    rgbd = takes_depth(runner)
     cm = ConfusionMatrix(num_classes, source.ignore_index)
     bf = BoundaryFScore() if boundary else None
     bar = Progress(count // batch * batch, f"eval {runner.backend} on {source.name}", enabled=progress)
     try:
         for start in range(0, count - batch + 1, batch):
-            samples = [source[i] for i in range(start, start + batch)]
-            out = runner.infer({spec.name: to_batch([img for img, _ in samples], size)})
+            if rgbd:
+                rgbd_samples = [source.rgbd(i) for i in range(start, start + batch)]
+                samples = [(img, label) for img, label, _ in rgbd_samples]
+                feed = make_feed(runner, [img for img, _ in samples], size, [s[2] for s in rgbd_samples])
+            else:
+                samples = [source[i] for i in range(start, start + batch)]
+                feed = make_feed(runner, [img for img, _ in samples], size)
+            out = runner.infer(feed)
             if latencies is not None:
                 latencies.append(runner.last_latency_ms)
             if "labels" not in out:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.feeds import make_feed
+from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 from edgeseg.runtime.sinks import FrameSink, SinkClosed
 from edgeseg.runtime.sources import Frame, FrameSource
@@ -79,7 +80,7 @@ class StreamPipeline:
             raise EdgesegError(f"the pipeline runs one frame per inference; {runner.name} takes batches of "
                                f"{spec.shape[0]} (re-export with --batch 1 or --dynamic-batch)")
         self.runner, self.source, self.sink = runner, source, sink
-        self.input_name, self.size = spec.name, (int(spec.shape[1]), int(spec.shape[2]))
+        self.size = (int(spec.shape[1]), int(spec.shape[2]))
         self.streams, self.max_frames = streams, max_frames
         self.status, self.status_interval = status, status_interval
         self.inbox: queue.Queue = queue.Queue(maxsize=streams)
@@ -133,9 +134,9 @@ class StreamPipeline:
                     break
                 frame, decoded_at = item
                 t0 = time.perf_counter()
-                batch = to_batch([frame.image], self.size)
+                feed = make_feed(self.runner, [frame.image], self.size, [frame.depth])
                 t1 = time.perf_counter()
-                out = self.runner.infer({self.input_name: batch}, check=False)
+                out = self.runner.infer(feed, check=False)
                 t2 = time.perf_counter()
                 if "labels" not in out:
                     raise EdgesegError(f"{self.runner.name} has no 'labels' output")

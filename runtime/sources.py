@@ -12,7 +12,9 @@
 ==============================  =====================================================================
 
 Every source yields :class:`Frame` objects (RGB uint8, numbered from 0 in decode order) and counts what it had
-to skip in ``dropped``. A live source (camera, GStreamer, stream) that stops delivering is reopened with
+to skip in ``dropped``. For an RGB-D model a folder source takes ``depth_dir``: each frame then carries the
+depth map of the same file stem (16-bit PNG in mm or ``.npy`` in m, see :mod:`edgeseg.data.depth`).
+A live source (camera, GStreamer, stream) that stops delivering is reopened with
 exponential back-off; after ``max_reopen`` failed tries it gives up with a clear error. OpenCV is needed for
 everything but folders (``pip install edgeseg[camera]``).
 """
@@ -46,6 +48,7 @@ class Frame:
     index: int  # position among the frames delivered (skipped frames take no number)
     image: np.ndarray  # H×W×3 uint8 RGB
     name: str  # file name, or the frame number as text
+    depth: np.ndarray | None = None  # float32 H×W metres, for RGB-D models
 
 
 def cv2_module():
@@ -82,9 +85,12 @@ class FrameSource:
 class FolderSource(FrameSource):
     """The images of a folder in name order; files that will not decode are counted and skipped."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, depth_dir: str | Path | None = None) -> None:
         super().__init__(str(folder))
         self.folder = Path(folder)
+        self.depth_dir = Path(depth_dir) if depth_dir is not None else None
+        if self.depth_dir is not None and not self.depth_dir.is_dir():
+            raise EdgesegError(f"depth folder {self.depth_dir} not found")
         self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise EdgesegError(f"{folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -101,7 +107,15 @@ class FolderSource(FrameSource):
                 self.dropped += 1
                 log.warning("skipping %s: %s", path.name, exc)
                 continue
-            yield Frame(index, image, path.name)
+            depth = None
+            if self.depth_dir is not None:
+                from edgeseg.data.depth import find_depth, read_depth
+
+                depth = read_depth(find_depth(self.depth_dir, path.stem))
+                if depth.shape != image.shape[:2]:
+                    raise EdgesegError(f"depth map of {path.name} is {depth.shape[1]}x{depth.shape[0]}, the "
+                                       f"image {image.shape[1]}x{image.shape[0]}")
+            yield Frame(index, image, path.name, depth)
             index += 1
 
 
@@ -177,9 +191,15 @@ def _capture_opener(target, api: int | None = None) -> Callable[[], Any]:
     return lambda: cv2.VideoCapture(target) if api is None else cv2.VideoCapture(target, api)
 
 
-def open_source(spec: str, **options) -> FrameSource:
-    """A source from its spec string (see the module docstring); a missing file or folder is a clear error."""
+def open_source(spec: str, depth_dir: str | Path | None = None, **options) -> FrameSource:
+    """A source from its spec string (see the module docstring); a missing file or folder is a clear error.
+    ``depth_dir`` (RGB-D models) goes with a folder source only."""
     text = spec.strip()
+    if depth_dir is not None:
+        if not Path(text).is_dir():
+            raise EdgesegError("--depth pairs depth maps with an image folder source; videos, cameras and streams "
+                               "carry no depth")
+        return FolderSource(text, depth_dir)
     if text.startswith("gst:"):
         cv2 = cv2_module()
         return CaptureSource(text, _capture_opener(text[4:], cv2.CAP_GSTREAMER), live=True, **options)

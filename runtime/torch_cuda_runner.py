@@ -85,6 +85,9 @@ class TorchCudaRunner(Runner):
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(self.device)
         model, _ = deploy_model(self.checkpoint, self.output_names, self.crf)
+        if len(model.inputs) > 1:
+            raise EdgesegError(f"{self.checkpoint.name} is an RGB-D model: the CUDA torch runner takes one image "
+                               "input; run it on ONNX Runtime, TensorRT or --device cpu")
         model = model.to(self.device)
         if self.precision == "fp16":
             model = model.half()

@@ -53,7 +53,10 @@ class TorchRunner(Runner):
         self.model = None
 
     def inputs(self) -> list[TensorSpec]:
-        return [TensorSpec("image", "uint8", (self.batch, *self.input_size, 3))]
+        specs = [TensorSpec("image", "uint8", (self.batch, *self.input_size, 3))]
+        if self.model is not None and "depth" in self.model.inputs:
+            specs.append(TensorSpec("depth", "float32", (self.batch, *self.input_size)))
+        return specs
 
     def outputs(self) -> list[TensorSpec]:
         specs = []
@@ -68,6 +71,6 @@ class TorchRunner(Runner):
         import torch
 
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(feed["image"]).to(self.device))
+            out = self.model(*(torch.from_numpy(feed[name]).to(self.device) for name in self.model.inputs))
         out = out if isinstance(out, tuple) else (out,)
         return {name: t.cpu().numpy() for name, t in zip(self.output_names, out)}

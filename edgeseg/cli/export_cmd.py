@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="also verify on this dataset's val images (data spec)")
     parser.add_argument("--min-agreement", type=float, default=0.999,
                         help="minimum ONNX Runtime vs torch label agreement (default 0.999)")
+    parser.add_argument("--max-attention-mb", type=float, default=1024.0, metavar="MB",
+                        help="refuse deploy sizes whose (H·W)² attention matrix (danet) exceeds this (default 1024)")
     add_crf_arguments(parser)
     add_calibration_arguments(parser)
 
@@ -55,6 +57,9 @@ def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = 
     group.add_argument("--calib-data", required=required,
                        help="calibration images: a data spec, an image folder, or a video file")
     group.add_argument("--calib-size", type=positive_int, default=64, help="calibration images (default 64)")
+    group.add_argument("--calib-depth", metavar="DIR",
+                       help="RGB-D models: depth maps (16-bit PNG mm or .npy m) paired by stem with a "
+                            "calibration image folder")
     group.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), default="percentile",
                        help="activation ranges: percentile (99.999th, default: the smallest INT8 drop measured in "
                             "benchmarks/results/int8_methods.json), entropy (TensorRT's KL, 2048 bins) or minmax")
@@ -72,7 +77,8 @@ def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = 
 def calibration_options(args: argparse.Namespace, int8: bool, fp16: bool):
     from edgeseg.calibration.pipeline import CalibrationOptions
 
-    return CalibrationOptions(calib_data=args.calib_data, calib_size=args.calib_size, method=args.calib_method,
+    return CalibrationOptions(calib_data=args.calib_data, calib_size=args.calib_size, calib_depth=args.calib_depth,
+                              method=args.calib_method,
                               target=args.int8_target, quantizer=args.quantizer, int8=int8, fp16=fp16,
                               eval_data=args.eval_data,
                               eval_images=args.eval_images, max_miou_drop=args.max_miou_drop,
@@ -112,7 +118,8 @@ def main(args: argparse.Namespace) -> int:
     options = ExportOptions(input_size=args.input_size, batch=args.batch, dynamic_batch=args.dynamic_batch,
                             opset=args.opset, outputs=outputs, exporter=args.exporter, simplify=args.simplify,
                             min_agreement=args.min_agreement, data=args.data, num_classes=args.num_classes,
-                            calibration=calibration, crf=crf_params(args) if args.crf else None)
+                            calibration=calibration, crf=crf_params(args) if args.crf else None,
+                            max_attention_mb=args.max_attention_mb)
     bundle = export_bundle(args.out, model_name=args.model, checkpoint=args.checkpoint, options=options)
     m = bundle.manifest
     print(json.dumps({"bundle": str(bundle.root), "model": m["model"]["name"], "input": m["input"]["shape"],

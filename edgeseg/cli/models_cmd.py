@@ -58,6 +58,12 @@ def _reference(ref: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+def _short(paper: str, width: int = 48) -> str:
+    """The paper's authors, or its title cut to ``width`` characters (the full citation is in ``--json``)."""
+    head = paper.split(":")[0]
+    return head if len(head) <= width else head[: width - 1] + "…"
+
+
 def _table(rows: list[dict]) -> str:
     from edgeseg.texttable import render_table
 
@@ -65,7 +71,7 @@ def _table(rows: list[dict]) -> str:
         ("model", "params", "GMACs", "GFLOPs", "at HxW", "default", "reference figure", "paper"),
         [(r["name"], f"{r['params'] / 1e6:.3f}M", f"{r['gmacs']:.2f}", f"{r['gflops']:.2f}",
           "x".join(map(str, r["input_size"])), "x".join(map(str, r["default_input_size"])),
-          _reference(r["reference"]), r["paper"].split(":")[0]) for r in rows])
+          _reference(r["reference"]), _short(r["paper"])) for r in rows])
     return table + "\nparams: deploy graph (aux heads excluded). GFLOPs count a multiply-add as 2; papers quote GMACs."
 
 

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True,
                         help="image folder, video file, camera:N, gst:PIPELINE (Jetson CSI: see the README) or "
                              "rtsp:// URL")
+    parser.add_argument("--depth", metavar="DIR",
+                        help="RGB-D models (acnet): depth maps paired by file stem with an image folder source "
+                             "(16-bit PNG in mm or .npy in m)")
     parser.add_argument("--sink", default="null",
                         help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default)")
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
@@ -86,7 +89,11 @@ def main(args: argparse.Namespace) -> int:
     bundle = open_bundle(args.bundle)
     palette = bundle.model.get("palette") or []
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.streams) if args.streams > 1 else None)
-    source = open_source(args.source)
+    if "depth" in bundle.input_names and not args.depth:
+        raise EdgesegError(f"{bundle.model['name']} is an RGB-D model: give --depth DIR with an image folder source")
+    if args.crf and "depth" in bundle.input_names:
+        raise EdgesegError("--crf takes RGB models; this bundle is RGB-D")
+    source = open_source(args.source, depth_dir=args.depth)
     with source:
         sink = open_sink(args.sink, palette, source.fps)
         options = dict(precision=args.precision, threads=threads, device=args.device, streams=args.streams,

@@ -1,7 +1,8 @@
 """Datasets behind one spec string, shared by every command (no torch import here).
 
 Specs: ``cityscapes:/path``, ``camvid:/path``, ``voc:/path``, ``ade20k:/path``, ``folder:IMAGES,LABELS[,CLASSES]``,
-``synthetic`` or ``synthetic:N`` (N training scenes; val is always the same 100 scenes).
+``synthetic`` or ``synthetic:N`` (N training scenes; val is always the same 100 scenes). A file-based spec may end
+with ``,depth=DIR``: depth maps paired by file stem, for RGB-D models (the synthetic scenes have their own).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ class DataSpec:
     kind: str
     paths: tuple[Path, ...] = ()
     count: int | None = None
+    depth: Path | None = None
 
     def __str__(self) -> str:
         if self.kind == "synthetic":
             return "synthetic" + (f":{self.count}" if self.count else "")
-        return f"{self.kind}:{','.join(map(str, self.paths))}"
+        return f"{self.kind}:{','.join(map(str, self.paths))}" + (f",depth={self.depth}" if self.depth else "")
 
 
 def parse_spec(text: str) -> DataSpec:
@@ -42,17 +44,28 @@ def parse_spec(text: str) -> DataSpec:
         return DataSpec(kind, count=int(rest))
     if not rest:
         raise EdgesegError(f"data spec {text!r} needs a path, e.g. {kind}:/data/{kind}")
-    paths = tuple(Path(p).expanduser() for p in rest.split(","))
+    parts = rest.split(",")
+    depth = [p[len("depth="):] for p in parts if p.startswith("depth=")]
+    paths = tuple(Path(p).expanduser() for p in parts if not p.startswith("depth="))
     if kind == "folder" and len(paths) not in (2, 3):
         raise EdgesegError(f"folder spec needs IMAGES,LABELS[,CLASSES], got {rest!r}")
     if kind != "folder" and len(paths) != 1:
         raise EdgesegError(f"{kind} spec takes one path, got {rest!r}")
-    return DataSpec(kind, paths)
+    return DataSpec(kind, paths, depth=Path(depth[-1]).expanduser() if depth else None)
 
 
 def open_dataset(spec: str | DataSpec, split: str = "train") -> SegmentationSource:
     """Open one split of the dataset a spec names."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    source = _open(spec, split)
+    if spec.depth is not None:
+        if not spec.depth.is_dir():
+            raise EdgesegError(f"depth folder {spec.depth} not found")
+        source.depth_dir = spec.depth
+    return source
+
+
+def _open(spec: DataSpec, split: str) -> SegmentationSource:
     if spec.kind == "synthetic":
         from edgeseg.data.synthetic_source import SyntheticSource
 

@@ -54,6 +54,7 @@ class SegmentationSource:
     """A dataset split: images with labels in ``[0, num_classes)`` or ``ignore_index``."""
 
     name = "dataset"
+    depth_dir: Path | None = None  # a folder of depth maps paired by sample id (see edgeseg.data.depth)
 
     def __init__(self, classes: Sequence[str], palette: Sequence[tuple[int, int, int]] | None = None,
                  ignore_index: int = IGNORE_INDEX) -> None:
@@ -70,6 +71,20 @@ class SegmentationSource:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def rgbd(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(image, label, depth float32 H×W metres)`` for RGB-D models; sources without depth refuse."""
+        if self.depth_dir is None:
+            raise EdgesegError(f"{self.name} has no depth maps: RGB-D models need the synthetic scenes or a "
+                               f"folder dataset with a depth folder (folder:IMAGES,LABELS,depth=DEPTH)")
+        from edgeseg.data.depth import find_depth, read_depth
+
+        image, label = self[index]
+        depth = read_depth(find_depth(self.depth_dir, self.sample_id(index)))
+        if depth.shape != label.shape:
+            raise EdgesegError(f"{self.name}: the depth map of {self.sample_id(index)} is "
+                               f"{depth.shape[1]}x{depth.shape[0]}, its image {label.shape[1]}x{label.shape[0]}")
+        return image, label, depth
 
     def sample_id(self, index: int) -> str:
         return str(index)

@@ -200,8 +200,9 @@ def _finish(c: _Canvas, horizon: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def render_scene(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Draw scene ``seed``: ``(image uint8 H×W×3 RGB, label uint8 H×W with values in [0, 8))``."""
+def render_scene(seed: int, size: tuple[int, int] = DEFAULT_SIZE, *, with_depth: bool = False):
+    """Draw scene ``seed``: ``(image uint8 H×W×3 RGB, label uint8 H×W with values in [0, 8))``, and with
+    ``with_depth`` a third item, the scene's depth in metres (:func:`edgeseg.data.depth.scene_depth`)."""
     h, w = size
     rng = np.random.default_rng(seed)
     c = _Canvas(h, w, rng)
@@ -226,4 +227,9 @@ def render_scene(seed: int, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.nd
     for y, kind, x, scale in sorted(objects, key=lambda o: o[0]):
         if scale >= 1.5:
             draw[kind](c, y, x, scale)
-    return _finish(c, horizon), c.lab
+    image = _finish(c, horizon)
+    if not with_depth:
+        return image, c.lab
+    from edgeseg.data.depth import scene_depth
+
+    return image, c.lab, scene_depth(c.lab, horizon, (ROAD, SIDEWALK, VEGETATION), SKY)

@@ -32,5 +32,10 @@ class SyntheticSource(SegmentationSource):
             raise IndexError(index)
         return render_scene(self.seed0 + index, self.size)
 
+    def rgbd(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return render_scene(self.seed0 + index, self.size, with_depth=True)
+
     def sample_id(self, index: int) -> str:
         return f"scene_{self.seed0 + index}"

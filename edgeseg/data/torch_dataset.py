@@ -15,16 +15,25 @@ def to_tensor(image: np.ndarray, mean, std) -> torch.Tensor:
     return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
+def depth_tensor(depth: np.ndarray) -> torch.Tensor:
+    """float32 H×W metres → normalised 1×H×W, as the deploy graph normalises its ``depth`` input."""
+    from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
+
+    return (torch.from_numpy(np.ascontiguousarray(depth, np.float32)) - DEPTH_MEAN_M).div_(DEPTH_STD_M)[None]
+
+
 class TorchSegmentationDataset(Dataset):
     """Applies a numpy transform with a per-sample generator seeded from ``(seed, epoch, index)``.
 
-    Indexed by an int, or by ``(index, epoch)`` as :class:`edgeseg.train.sampler.ResumableSampler` yields, so
-    augmentation is the same whichever worker process draws the sample.
+    With ``depth`` (RGB-D models) the sample is the source's ``rgbd`` and the tensor has a 4th channel, the
+    normalised depth. Indexed by an int, or by ``(index, epoch)`` as
+    :class:`edgeseg.train.sampler.ResumableSampler` yields, so augmentation is the same whichever worker
+    process draws the sample.
     """
 
     def __init__(self, source: SegmentationSource, transform=None, mean=(0.485, 0.456, 0.406),
-                 std=(0.229, 0.224, 0.225), seed: int = 0) -> None:
-        self.source, self.transform = source, transform
+                 std=(0.229, 0.224, 0.225), seed: int = 0, depth: bool = False) -> None:
+        self.source, self.transform, self.depth = source, transform, depth
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed = seed
 
@@ -33,8 +42,11 @@ class TorchSegmentationDataset(Dataset):
 
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
-        image, label = self.source[index]
+        image, label, *depth = self.source.rgbd(index) if self.depth else self.source[index]
         if self.transform is not None:
             rng = np.random.default_rng((self.seed, epoch, index))
-            image, label = self.transform(image, label, rng)
-        return to_tensor(image, self.mean, self.std), torch.from_numpy(label.astype(np.int64))
+            image, label, *depth = self.transform(image, label, rng, depth=depth[0] if depth else None)
+        x = to_tensor(image, self.mean, self.std)
+        if depth:
+            x = torch.cat([x, depth_tensor(depth[0])], dim=0)
+        return x, torch.from_numpy(label.astype(np.int64))

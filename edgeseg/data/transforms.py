@@ -1,7 +1,9 @@
 """Training augmentation on numpy arrays (image uint8 H×W×3, label uint8 H×W); ignore index 255 throughout.
 
 Each transform takes ``(image, label, rng)`` and returns ``(image, label)``; ``rng`` is a
-``numpy.random.Generator`` so a data-loader worker's stream is reproducible.
+``numpy.random.Generator`` so a data-loader worker's stream is reproducible. RGB-D samples pass ``depth=``
+(float32 H×W metres) too and get ``(image, label, depth)`` back: the depth follows the geometry (nearest
+neighbour, padded with 0 = no measurement) and is left alone by the colour jitter.
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeseg.data.depth import resize_depth
 from edgeseg.meta import IGNORE_INDEX
 from edgeseg.runtime.preprocess import resize_image, resize_labels
+
+
+def _result(image, label, depth):
+    return (image, label) if depth is None else (image, label, depth)
 
 
 def resize_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -24,10 +31,11 @@ def resize_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> 
 class RandomScale:
     scales: tuple[float, float] = (0.5, 2.0)
 
-    def __call__(self, image, label, rng):
+    def __call__(self, image, label, rng, depth=None):
         s = rng.uniform(*self.scales)
         h, w = label.shape
-        return resize_pair(image, label, (max(1, round(h * s)), max(1, round(w * s))))
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        return _result(*resize_pair(image, label, size), None if depth is None else resize_depth(depth, size))
 
 
 @dataclass
@@ -37,27 +45,29 @@ class RandomCrop:
     size: tuple[int, int]
     ignore_index: int = IGNORE_INDEX
 
-    def __call__(self, image, label, rng):
+    def __call__(self, image, label, rng, depth=None):
         ch, cw = self.size
         h, w = label.shape
         ph, pw = max(ch - h, 0), max(cw - w, 0)
         if ph or pw:
             image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
             label = np.pad(label, ((0, ph), (0, pw)), constant_values=self.ignore_index)
+            depth = None if depth is None else np.pad(depth, ((0, ph), (0, pw)))
             h, w = label.shape
         y = int(rng.integers(0, h - ch + 1))
         x = int(rng.integers(0, w - cw + 1))
-        return image[y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
+        crop = (slice(y, y + ch), slice(x, x + cw))
+        return _result(image[crop], label[crop], None if depth is None else depth[crop])
 
 
 @dataclass
 class RandomHorizontalFlip:
     p: float = 0.5
 
-    def __call__(self, image, label, rng):
+    def __call__(self, image, label, rng, depth=None):
         if rng.random() < self.p:
-            return image[:, ::-1], label[:, ::-1]
-        return image, label
+            return _result(image[:, ::-1], label[:, ::-1], None if depth is None else depth[:, ::-1])
+        return _result(image, label, depth)
 
 
 @dataclass
@@ -68,24 +78,26 @@ class ColorJitter:
     contrast: float = 0.3
     saturation: float = 0.3
 
-    def __call__(self, image, label, rng):
+    def __call__(self, image, label, rng, depth=None):
         img = image.astype(np.float32)
         img *= rng.uniform(1 - self.brightness, 1 + self.brightness)
         mean = img.mean()
         img = (img - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
         grey = img.mean(axis=2, keepdims=True)
         img = (img - grey) * rng.uniform(1 - self.saturation, 1 + self.saturation) + grey
-        return np.clip(img, 0, 255).astype(np.uint8), label
+        return _result(np.clip(img, 0, 255).astype(np.uint8), label, depth)
 
 
 class Compose:
     def __init__(self, transforms: Sequence) -> None:
         self.transforms = list(transforms)
 
-    def __call__(self, image, label, rng):
+    def __call__(self, image, label, rng, depth=None):
         for t in self.transforms:
-            image, label = t(image, label, rng)
-        return np.ascontiguousarray(image), np.ascontiguousarray(label)
+            image, label, *rest = t(image, label, rng, depth=depth)
+            depth = rest[0] if rest else None
+        return _result(np.ascontiguousarray(image), np.ascontiguousarray(label),
+                       None if depth is None else np.ascontiguousarray(depth))
 
 
 def train_transforms(crop: tuple[int, int], scales: tuple[float, float] = (0.5, 2.0),

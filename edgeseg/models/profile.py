@@ -21,7 +21,7 @@ def count_flops(model: torch.nn.Module, input_size: tuple[int, int], batch: int 
     counting a large model at 1024×2048 costs no compute.
     """
     device = next(model.parameters()).device
-    x = torch.empty(batch, 3, *input_size, device=device)
+    x = torch.empty(batch, getattr(model, "in_channels", 3), *input_size, device=device)
     was_training = model.training
     model.eval()
     try:

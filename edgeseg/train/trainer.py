@@ -99,9 +99,23 @@ class Trainer:
         self.best_miou = -1.0
         if resume:
             self._resume()
+        else:
+            self._prepare_model()
         self.net = distributed.wrap_model(self.model, self.ctx, device, config.sync_bn)
 
     # -- set-up -------------------------------------------------------------------------------------------
+    def _prepare_model(self, samples: int = 64) -> None:
+        """Models that learn something from the labels before training (DUNet's reconstruction matrix) get
+        the first ``samples`` training label maps at the deploy size."""
+        prepare = getattr(self.model, "prepare_training", None)
+        if prepare is None:
+            return
+        from edgeseg.runtime.preprocess import resize_labels
+
+        count = min(samples, len(self.train_source))
+        labels = np.stack([resize_labels(self.train_source[i][1], self.meta.input_size) for i in range(count)])
+        prepare(torch.from_numpy(labels), self.train_source.ignore_index)
+
     def _load_teacher(self) -> torch.nn.Module:
         teacher, meta, _ = load_model(self.config.teacher)
         if meta.num_classes != self.num_classes:
@@ -139,7 +153,8 @@ class Trainer:
     def _loader(self) -> DataLoader:
         c = self.config
         dataset = TorchSegmentationDataset(self.train_source, train_transforms(c.crop, c.scales, c.jitter),
-                                           self.meta.mean, self.meta.std, seed=c.seed)
+                                           self.meta.mean, self.meta.std, seed=c.seed,
+                                           depth=self.model.in_channels == 4)
         per_step = c.batch_size * c.accumulate
         sampler = ResumableSampler(len(dataset), c.seed, self.ctx.rank, self.ctx.world_size,
                                    start=self.iteration * per_step)

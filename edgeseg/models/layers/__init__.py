@@ -6,5 +6,5 @@ from edgeseg.models.layers.conv import ConvBNAct, SeparableConvBNAct
 from edgeseg.models.layers.heads import SegHead
 from edgeseg.models.layers.ops import channel_shuffle, global_avg_pool, resize_to
 
-__all__ = ["ASPP", "ChannelGate", "PyramidPooling", "bin_pool", "broadcast_to", "ConvBNAct", "SegHead", "SeparableConvBNAct", "channel_shuffle",
-           "global_avg_pool", "resize_to"]
+__all__ = ["ASPP", "ChannelGate", "ConvBNAct", "PyramidPooling", "SegHead", "SeparableConvBNAct", "bin_pool",
+           "broadcast_to", "channel_shuffle", "global_avg_pool", "resize_to"]
