@@ -1,0 +1,159 @@
+"""The classic zoo: backbones with torchvision's names and sizes, the shared context modules, DUpsampling,
+the DANet memory refusal, and the published figures of the classic models."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.pipeline import check_input_size
+from edgeseg.models import build, count_parameters, list_models
+from edgeseg.models.backbones.mobilenetv2 import MobileNetV2
+from edgeseg.models.backbones.resnet import ResNet
+from edgeseg.models.backbones.vgg import VGG16, fully_convolutional_state
+from edgeseg.models.backbones.xception import AlignedXception
+from edgeseg.models.dilated_context import ContextModule
+from edgeseg.models.dunet import DUpsampling
+from edgeseg.models.layers.context import bin_pool, bin_pooling_kernel
+
+CLASSIC = {"fcn32s", "fcn16s", "fcn8s", "deeplabv1", "dilated_context", "deeplabv2", "refinenet", "pspnet",
+           "deeplabv3", "deeplabv3plus", "fastfcn", "dunet", "danet", "acnet"}
+
+
+def _params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_all_nineteen_models_are_registered():
+    names = set(list_models())
+    assert len(names) == 19 and CLASSIC <= names
+
+
+def test_backbones_have_torchvision_sizes_and_key_names():
+    with torch.device("meta"):
+        vgg, r101, r50, mnv2 = VGG16(), ResNet(101), ResNet(50), MobileNetV2()
+    # torchvision: vgg16 features 14,714,688; resnet101 / resnet50 without fc; mobilenet_v2 features[:18]
+    assert _params(vgg) == 14_714_688
+    assert _params(r101) == 44_549_160 - 2_049_000
+    assert _params(r50) == 25_557_032 - 2_049_000
+    assert _params(mnv2) == 3_504_872 - 1_281_000 - 412_160
+    keys = set(vgg.state_dict())
+    assert {"features.0.weight", "features.28.bias"} <= keys and "features.4.weight" not in keys
+    keys = set(mnv2.state_dict())
+    assert {"features.0.0.weight", "features.1.conv.0.0.weight", "features.1.conv.1.weight",
+            "features.2.conv.1.0.weight", "features.17.conv.3.running_var"} <= keys
+
+
+@pytest.mark.parametrize("variant,stride", [("plain", 32), ("deeplab", 8), ("dilated", 8)])
+def test_vgg_variants_keep_indices_and_set_the_output_stride(variant, stride):
+    vgg = VGG16(variant)
+    assert set(vgg.state_dict()) == set(VGG16("plain").state_dict())
+    with torch.no_grad():
+        out = vgg(torch.zeros(1, 3, 64, 64))
+    assert out[-1].shape[-1] == 64 // stride
+
+
+def test_fully_convolutional_state_reshapes_the_classifier():
+    state = {"classifier.0.weight": torch.randn(8, 512 * 49), "classifier.0.bias": torch.randn(8),
+             "classifier.3.weight": torch.randn(8, 8), "classifier.3.bias": torch.randn(8)}
+    out = fully_convolutional_state(state)
+    assert out["fc6.weight"].shape == (8, 512, 7, 7) and out["fc7.weight"].shape == (8, 8, 1, 1)
+    assert torch.equal(out["fc6.weight"].reshape(8, -1), state["classifier.0.weight"])
+
+
+@pytest.mark.parametrize("stride", [8, 16])
+def test_dilated_backbones_reach_their_output_stride(stride):
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        for net in (AlignedXception(stride, middle_units=1), MobileNetV2(stride)):
+            low, high = net.eval()(x)
+            assert low.shape[-1] == 16 and high.shape[-1] == 64 // stride
+        assert ResNet(18, stride).eval()(x)[-1].shape[-1] == 64 // stride
+
+
+def test_resnet_multi_grid_sets_layer4_dilations():
+    net = ResNet(50, 16, multi_grid=(1, 2, 4))
+    assert [b.conv2.dilation[0] for b in net.layer4] == [2, 4, 8]
+    with pytest.raises(ValueError, match="one rate per layer4 block"):
+        ResNet(50, 16, multi_grid=(1, 2))
+
+
+def test_bin_pool_equals_adaptive_pooling_when_bins_divide_and_covers_every_position_otherwise():
+    x = torch.randn(2, 3, 12, 18)
+    for bins in (1, 2, 3, 6):
+        torch.testing.assert_close(bin_pool(x, bins), F.adaptive_avg_pool2d(x, bins))
+    for size in range(6, 40):
+        kernel, stride = bin_pooling_kernel(size, 6)
+        assert (6 - 1) * stride + kernel == size and kernel >= stride
+    with pytest.raises(ValueError):
+        bin_pooling_kernel(5, 6)
+
+
+def test_context_module_starts_as_the_identity():
+    """Yu & Koltun's identity initialisation: the untrained basic module passes score maps through."""
+    module = ContextModule(5)
+    x = torch.rand(1, 5, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), x)
+
+
+def test_dupsampling_rearranges_in_the_authors_order_and_inverts_its_patches():
+    up = DUpsampling(2 * 2 * 3, num_classes=3, scale=2)
+    up.reconstruction.copy_(torch.eye(12))
+    labels = torch.randint(0, 3, (2, 4, 6))
+    # patches → a (N, C·r², h, w) map → DUpsampling with W = I gives the one-hot labels back
+    z = up.patches(labels).reshape(2, 2 * 3, 12).permute(0, 2, 1).reshape(2, 12, 2, 3)
+    onehot = F.one_hot(labels, 3).permute(0, 3, 1, 2).float()
+    torch.testing.assert_close(up(z), onehot)
+    # the authors' order: channel a·(C·r) + b·C + k lands at (k, h·r + b, w·r + a)
+    probe = torch.zeros(1, 12, 1, 1)
+    probe[0, 1 * 6 + 0 * 3 + 2] = 1.0  # a=1, b=0, k=2
+    assert up(probe)[0, 2, 0, 1] == 1.0 and up(probe).sum() == 1.0
+
+
+def test_dupsampling_fit_learns_the_label_subspace():
+    torch.manual_seed(0)
+    up = DUpsampling(8, num_classes=4, scale=4)
+    labels = torch.zeros(4, 32, 32, dtype=torch.long)
+    labels[:, 16:] = 1
+    labels[:, :, 20:] = 2  # piecewise constant: few distinct patches
+    before = float(up.reconstruction_loss(labels))
+    after = up.fit(labels)
+    assert after < 1e-4 < before
+
+
+def test_danet_refuses_sizes_whose_attention_does_not_fit_and_names_one_that_does():
+    with pytest.raises(EdgesegError, match=r"4\.00 GiB attention matrix.*720x1440 fits"):
+        check_input_size("danet", (1024, 2048), max_attention_mb=1024)
+    check_input_size("danet", (720, 1440), max_attention_mb=1024)
+    check_input_size("danet", (1024, 2048), max_attention_mb=8192)
+    check_input_size("bisenetv2", (1024, 2048), max_attention_mb=1)
+
+
+def test_danet_refusal_is_one_line_through_the_cli(cli, tmp_path):
+    r = cli("export", "--model", "danet", "--input-size", "512x1024", "--max-attention-mb", "64",
+            "--out", str(tmp_path / "d"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "attention matrix" in r.stderr.strip().splitlines()[-1] and not (tmp_path / "d").exists()
+
+
+def _meta(name, **kwargs):
+    with torch.device("meta"):
+        return build(name, num_classes=19, **kwargs)
+
+
+def test_jpu_module_matches_its_published_size():
+    jpu = _meta("fastfcn").jpu
+    assert abs(_params(jpu) - 19.7e6) / 19.7e6 < 0.01
+
+
+@pytest.mark.parametrize("backbone", ["xception", "resnet101", "mobilenetv2"])
+def test_deeplabv3plus_backbones_build(backbone):
+    model = _meta("deeplabv3plus", backbone=backbone)
+    assert count_parameters(model) > 2e6
+
+
+def test_pspnet_and_danet_have_their_papers_aux_heads():
+    assert list(_meta("pspnet").aux_heads) == ["layer3"] and _meta("pspnet").aux_weight == 0.4
+    assert set(_meta("danet").aux_heads) == {"pam", "cam"}
+    assert list(_meta("acnet").aux_heads) == ["out5", "out4", "out3", "out2"]
