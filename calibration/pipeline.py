@@ -74,7 +74,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     if options.int8 and not options.calib_data:
         raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
     calib = (load_calibration_set(options.calib_data, bundle.input_size, count=options.calib_size,
-                                  seed=options.seed, depth="depth" in bundle.input_names,
+                                  seed=options.seed, depth=bundle.takes_depth,
                                   depth_dir=options.calib_depth) if options.int8 else None)
     source = _eval_source(options, num_classes)
     steps = 1 + options.fp16 + options.int8

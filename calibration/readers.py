@@ -17,22 +17,23 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.data.base import IMAGE_SUFFIXES, read_image
+from edgeseg.data.depth import DEPTH_INPUT
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.preprocess import resize_image
+from edgeseg.runtime.preprocess import resize_image, resize_labels
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
 DATA_KINDS = ("cityscapes:", "camvid:", "voc:", "ade20k:", "folder:", "synthetic")
 
 
-def fit_to_size(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def fit_to_size(image: np.ndarray, size: tuple[int, int], resize=resize_image) -> np.ndarray:
     """Resize so the image covers ``size`` keeping its aspect ratio, then centre-crop: what a camera frame
-    of another aspect goes through before the deploy graph."""
+    of another aspect goes through before the deploy graph. Depth maps pass ``resize=resize_labels``."""
     h, w = size
     ih, iw = image.shape[:2]
     scale = max(h / ih, w / iw)
     rh, rw = max(h, round(ih * scale)), max(w, round(iw * scale))
-    resized = resize_image(image, (rh, rw))
+    resized = resize(image, (rh, rw))
     y, x = (rh - h) // 2, (rw - w) // 2
     return np.ascontiguousarray(resized[y:y + h, x:x + w])
 
@@ -53,34 +54,28 @@ class CalibrationSet:
             h.update(np.ascontiguousarray(im).tobytes())
         return h.hexdigest()
 
-    def batches(self, batch: int = 1) -> Iterator[np.ndarray]:
-        for start in range(0, len(self.images) - batch + 1, batch):
-            yield np.stack(self.images[start:start + batch])
-
     def feeds(self, batch: int = 1) -> Iterator[dict[str, np.ndarray]]:
         """Input dicts for the deploy graph: ``image``, plus ``depth`` when the set has depth maps."""
         for start in range(0, len(self.images) - batch + 1, batch):
             feed = {"image": np.stack(self.images[start:start + batch])}
             if self.depths is not None:
-                feed["depth"] = np.stack(self.depths[start:start + batch]).astype(np.float32)
+                feed[DEPTH_INPUT] = np.stack(self.depths[start:start + batch]).astype(np.float32)
             yield feed
 
 
 def _from_dataset(spec: str, size, count: int | None, seed: int, split: str, depth: bool) -> CalibrationSet:
     from edgeseg.data import open_dataset
-    from edgeseg.data.depth import fit_depth_to_size
-
     source = open_dataset(spec, split)
     order = np.random.default_rng(seed).permutation(len(source))[: count or len(source)]
     if not depth:
         return CalibrationSet([fit_to_size(source[int(i)][0], size) for i in order], f"{spec} ({split})")
     samples = [source.rgbd(int(i)) for i in order]
     return CalibrationSet([fit_to_size(s[0], size) for s in samples], f"{spec} ({split})",
-                          depths=[fit_depth_to_size(s[2], size) for s in samples])
+                          depths=[fit_to_size(s[2], size, resize_labels) for s in samples])
 
 
 def _from_folder(root: Path, size, count: int | None, seed: int, depth_dir: Path | None) -> CalibrationSet:
-    from edgeseg.data.depth import find_depth, fit_depth_to_size, read_depth
+    from edgeseg.data.depth import find_depth, read_depth
 
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if depth_dir is not None:
@@ -95,7 +90,7 @@ def _from_folder(root: Path, size, count: int | None, seed: int, depth_dir: Path
         try:
             image = fit_to_size(read_image(files[i]), size)
             if depth_dir is not None:
-                depths.append(fit_depth_to_size(read_depth(find_depth(depth_dir, files[i].stem)), size))
+                depths.append(fit_to_size(read_depth(find_depth(depth_dir, files[i].stem)), size, resize_labels))
             images.append(image)
         except EdgesegError:
             skipped.append(str(files[i]))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgeseg.data.depth import DEPTH_INPUT, DEPTH_MEAN_M, DEPTH_STD_M
+
 OUTPUTS = ("labels", "logits", "probs")
 INPUT_NAME = "image"
-DEPTH_INPUT = "depth"
 
 
 def input_names(model: nn.Module) -> tuple[str, ...]:
@@ -42,8 +43,6 @@ class DeployModel(nn.Module):
         self.inputs = input_names(model)
 
     def forward(self, image: torch.Tensor, depth: torch.Tensor | None = None):
-        from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
-
         pixels = image.to(self.mean.dtype)  # float32, or float16 after .half()
         x = ((pixels - self.mean) * self.inv_std).permute(0, 3, 1, 2)
         if len(self.inputs) > 1:

@@ -98,15 +98,14 @@ def _resolve_model(model_name: str | None, checkpoint: str | None, num_classes: 
 def _data_images(spec: str, count: int, size: tuple[int, int], depth: bool) -> tuple[list, list | None]:
     """Verification images (and depth maps for an RGB-D model) from the val split, at the deploy size."""
     from edgeseg.data import open_dataset
-    from edgeseg.data.depth import resize_depth
-    from edgeseg.runtime.preprocess import resize_image
+    from edgeseg.runtime.preprocess import resize_image, resize_labels
 
     source = open_dataset(spec, "val")
     indices = range(min(count, len(source)))
     if not depth:
         return [resize_image(source[i][0], size) for i in indices], None
     samples = [source.rgbd(i) for i in indices]
-    return [resize_image(s[0], size) for s in samples], [resize_depth(s[2], size) for s in samples]
+    return [resize_image(s[0], size) for s in samples], [resize_labels(s[2], size) for s in samples]
 
 
 def _input_specs(names: tuple[str, ...], batch_dim, size: tuple[int, int]) -> list[dict]:

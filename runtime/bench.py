@@ -93,7 +93,7 @@ def _batch_and_size(runner: Runner, wanted: int | None) -> tuple[int, tuple[int,
 
 def _timing_depths(runner: Runner, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Seeded random depth maps (0-10 m) at each frame's size for an RGB-D runner's timing runs; else none."""
-    if not takes_depth(runner):
+    if not takes_depth(runner.inputs()):
         return []
     rng = np.random.default_rng(0)
     return [rng.uniform(0.0, 10.0, frame.shape[:2]).astype(np.float32) for frame in frames]
@@ -104,13 +104,14 @@ def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int,
     """Per-iteration milliseconds: ``latency`` (the runner's), ``preprocess``, ``inference``, ``transfer``
     (only when the runner reports h2d/d2h), ``postprocess`` and ``end_to_end``."""
     depths = _timing_depths(runner, frames)
+    specs = runner.inputs()
     samples: dict[str, list[float]] = {k: [] for k in
                                        ("latency", "preprocess", "transfer", "inference", "postprocess", "end_to_end")}
     for i in range(warmup + iters):
         picks = [(i * batch + j) % len(frames) for j in range(batch)]
         chosen = [frames[k] for k in picks]
         t0 = time.perf_counter()
-        feed = make_feed(runner, chosen, size, [depths[k] for k in picks] if depths else None)
+        feed = make_feed(specs, chosen, size, [depths[k] for k in picks] if depths else None)
         t1 = time.perf_counter()
         out = runner.infer(feed)
         t2 = time.perf_counter()
@@ -202,7 +203,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                 samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
                                           iters=settings.iters, progress=bar)
                 depths = _timing_depths(runner, frames[:batch])
-                feed = make_feed(runner, frames[:batch], size, depths or None)
+                feed = make_feed(runner.inputs(), frames[:batch], size, depths or None)
                 throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
                                                 progress=bar)
             finally:

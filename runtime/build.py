@@ -126,7 +126,7 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions) -> dict:
     timing_cache = Path(options.timing_cache) if options.timing_cache else None
     config = _configure(builder, plan, timing_cache)
     if options.legacy_calibrator:
-        if "depth" in bundle.input_names:
+        if bundle.takes_depth:
             raise EdgesegError("the legacy INT8 calibrator feeds one input; build an RGB-D model from its Q/DQ "
                                "model.int8.onnx instead")
         cache_path = bundle.root / (plan.calibration_cache or "calib.cache")

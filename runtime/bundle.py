@@ -53,6 +53,13 @@ class Bundle:
         """``("image",)``, or ``("image", "depth")`` for an RGB-D model."""
         return tuple(spec["name"] for spec in self.manifest.get("inputs", [self.manifest["input"]]))
 
+    @property
+    def takes_depth(self) -> bool:
+        """An RGB-D model: its graph has a ``depth`` input besides the image."""
+        from edgeseg.data.depth import DEPTH_INPUT
+
+        return DEPTH_INPUT in self.input_names
+
     def entry(self, name: str) -> dict:
         if name not in self.files:
             raise EdgesegError(f"{self.root}: the manifest lists no file {name!r} "

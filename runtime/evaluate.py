@@ -25,13 +25,14 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
                     on_prediction: Callable[[int, np.ndarray], None] | None = None) -> ConfusionMatrix:
     """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and call
     ``on_prediction(index, labels)`` with each predicted label map (at the label's size) when given."""
-    spec = runner.inputs()[0]
+    specs = runner.inputs()
+    spec = specs[0]
     batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
     size = (int(spec.shape[1]), int(spec.shape[2]))
     count = len(source) if max_images is None else min(max_images, len(source))
     if count < batch:
         raise EdgesegError(f"the model takes batches of {batch}; the split has only {count} images")
-    rgbd = takes_depth(runner)
+    rgbd = takes_depth(specs)
     cm = ConfusionMatrix(num_classes, source.ignore_index)
     bf = BoundaryFScore() if boundary else None
     bar = Progress(count // batch * batch, f"eval {runner.backend} on {source.name}", enabled=progress)
@@ -40,10 +41,10 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
             if rgbd:
                 rgbd_samples = [source.rgbd(i) for i in range(start, start + batch)]
                 samples = [(img, label) for img, label, _ in rgbd_samples]
-                feed = make_feed(runner, [img for img, _ in samples], size, [s[2] for s in rgbd_samples])
+                feed = make_feed(specs, [img for img, _ in samples], size, [s[2] for s in rgbd_samples])
             else:
                 samples = [source[i] for i in range(start, start + batch)]
-                feed = make_feed(runner, [img for img, _ in samples], size)
+                feed = make_feed(specs, [img for img, _ in samples], size)
             out = runner.infer(feed)
             if latencies is not None:
                 latencies.append(runner.last_latency_ms)

@@ -1,4 +1,7 @@
-"""Build a runner's feed dict from frames: ``image`` always, ``depth`` for an RGB-D model. No torch."""
+"""Build a runner's feed dict from frames: ``image`` always, ``depth`` for an RGB-D model. No torch.
+
+Callers take ``runner.inputs()`` once and pass the specs, so nothing here queries the runner per frame.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +9,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from edgeseg.data.depth import DEPTH_INPUT
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.preprocess import to_batch
-
-DEPTH = "depth"
-
-
-def takes_depth(runner) -> bool:
-    """Whether the runner's graph has a ``depth`` input (an RGB-D model such as acnet)."""
-    return any(spec.name == DEPTH for spec in runner.inputs())
+from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.runner import TensorSpec
 
 
-def make_feed(runner, images: Sequence[np.ndarray], size: tuple[int, int],
+def takes_depth(specs: Sequence[TensorSpec]) -> bool:
+    """Whether the graph has a ``depth`` input (an RGB-D model such as acnet)."""
+    return any(spec.name == DEPTH_INPUT for spec in specs)
+
+
+def make_feed(specs: Sequence[TensorSpec], images: Sequence[np.ndarray], size: tuple[int, int],
               depths: Sequence[np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
-    """Frames (any size) → the runner's inputs at the deploy ``size``; an RGB-D runner needs a depth per frame."""
-    from edgeseg.data.depth import resize_depth
-
-    specs = runner.inputs()
+    """Frames (any size) → the inputs ``specs`` name, at the deploy ``size``; RGB-D needs a depth per frame."""
     feed = {specs[0].name: to_batch(list(images), size)}
-    if any(spec.name == DEPTH for spec in specs):
+    if takes_depth(specs):
         if depths is None or any(d is None for d in depths):
-            raise EdgesegError(f"{runner.name} is an RGB-D model and needs a depth map with every frame "
-                               "(an image folder with --depth DIR, or a dataset with depth)")
-        feed[DEPTH] = np.stack([resize_depth(np.asarray(d, np.float32), size) for d in depths])
+            raise EdgesegError("this is an RGB-D model and needs a depth map with every frame (an image folder "
+                               "with --depth DIR, or a dataset with depth)")
+        feed[DEPTH_INPUT] = np.stack([resize_labels(np.asarray(d, np.float32), size) for d in depths])
     return feed

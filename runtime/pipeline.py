@@ -80,7 +80,7 @@ class StreamPipeline:
             raise EdgesegError(f"the pipeline runs one frame per inference; {runner.name} takes batches of "
                                f"{spec.shape[0]} (re-export with --batch 1 or --dynamic-batch)")
         self.runner, self.source, self.sink = runner, source, sink
-        self.size = (int(spec.shape[1]), int(spec.shape[2]))
+        self.specs, self.size = runner.inputs(), (int(spec.shape[1]), int(spec.shape[2]))
         self.streams, self.max_frames = streams, max_frames
         self.status, self.status_interval = status, status_interval
         self.inbox: queue.Queue = queue.Queue(maxsize=streams)
@@ -134,7 +134,7 @@ class StreamPipeline:
                     break
                 frame, decoded_at = item
                 t0 = time.perf_counter()
-                feed = make_feed(self.runner, [frame.image], self.size, [frame.depth])
+                feed = make_feed(self.specs, [frame.image], self.size, [frame.depth])
                 t1 = time.perf_counter()
                 out = self.runner.infer(feed, check=False)
                 t2 = time.perf_counter()

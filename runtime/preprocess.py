@@ -16,7 +16,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 label map → ``size`` with nearest neighbour (labels are never interpolated)."""
+    """A single-channel map (uint8 labels, float32 depth) → ``size`` with nearest neighbour (never interpolated)."""
     h, w = size
     if labels.shape[:2] == (h, w):
         return labels

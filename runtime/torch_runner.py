@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg.crf.params import CRFParams
+from edgeseg.data.depth import DEPTH_INPUT
 from edgeseg.runtime.runner import Runner, TensorSpec
 
 
@@ -54,8 +55,8 @@ class TorchRunner(Runner):
 
     def inputs(self) -> list[TensorSpec]:
         specs = [TensorSpec("image", "uint8", (self.batch, *self.input_size, 3))]
-        if self.model is not None and "depth" in self.model.inputs:
-            specs.append(TensorSpec("depth", "float32", (self.batch, *self.input_size)))
+        if self.model is not None and DEPTH_INPUT in self.model.inputs:
+            specs.append(TensorSpec(DEPTH_INPUT, "float32", (self.batch, *self.input_size)))
         return specs
 
     def outputs(self) -> list[TensorSpec]:

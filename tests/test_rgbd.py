@@ -10,12 +10,13 @@ from PIL import Image
 
 from edgeseg.calibration.readers import load_calibration_set
 from edgeseg.data import open_dataset
-from edgeseg.data.depth import find_depth, read_depth, resize_depth
+from edgeseg.data.depth import find_depth, read_depth
 from edgeseg.data.synthetic import ROAD, SKY
 from edgeseg.data.transforms import train_transforms
 from edgeseg.errors import EdgesegError
 from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.runtime.load import load_runner
+from edgeseg.runtime.preprocess import resize_labels
 
 SIZE = (64, 128)
 
@@ -58,7 +59,7 @@ def test_depth_files_read_in_metres_and_resize_by_nearest(rgbd_folder):
     png = read_depth(find_depth(rgbd_folder / "depth", "f0"))
     npy = read_depth(find_depth(rgbd_folder / "depth", "f2"))
     assert png.dtype == npy.dtype == np.float32 and png.max() <= 80.0 and npy.max() > 1.0
-    small = resize_depth(png, (32, 64))
+    small = resize_labels(png, (32, 64))
     assert set(np.unique(small)) <= set(np.unique(png))  # nothing interpolated
     with pytest.raises(EdgesegError, match="no depth map for nope"):
         find_depth(rgbd_folder / "depth", "nope")
@@ -133,3 +134,19 @@ def test_a_dataset_without_depth_is_refused_for_rgbd(tmp_path):
     source = open_dataset(f"folder:{images},{labels}")
     with pytest.raises(EdgesegError, match="no depth maps"):
         source.rgbd(0)
+
+
+def test_a_folder_dataset_takes_a_depth_folder(tmp_path):
+    from fixtures import make_folder
+
+    images, labels = make_folder(tmp_path)
+    source = open_dataset(f"folder:{images},{labels}")
+    (tmp_path / "depth").mkdir()
+    for i in range(len(source)):
+        h, w = source[i][1].shape
+        np.save(tmp_path / "depth" / f"{source.sample_id(i)}.npy", np.full((h, w), 2.5, np.float32))
+    with_depth = open_dataset(f"folder:{images},{labels},depth={tmp_path / 'depth'}")
+    image, label, depth = with_depth.rgbd(0)
+    assert depth.shape == label.shape and float(depth.mean()) == 2.5
+    with pytest.raises(EdgesegError, match="depth folder .* not found"):
+        open_dataset(f"folder:{images},{labels},depth={tmp_path / 'nope'}")

@@ -89,9 +89,9 @@ def main(args: argparse.Namespace) -> int:
     bundle = open_bundle(args.bundle)
     palette = bundle.model.get("palette") or []
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.streams) if args.streams > 1 else None)
-    if "depth" in bundle.input_names and not args.depth:
+    if bundle.takes_depth and not args.depth:
         raise EdgesegError(f"{bundle.model['name']} is an RGB-D model: give --depth DIR with an image folder source")
-    if args.crf and "depth" in bundle.input_names:
+    if args.crf and bundle.takes_depth:
         raise EdgesegError("--crf takes RGB models; this bundle is RGB-D")
     source = open_source(args.source, depth_dir=args.depth)
     with source:

@@ -2,7 +2,9 @@
 
 A depth map is float32 H×W in metres; 0 means "no measurement" (sky, sensor holes). Files: 16-bit PNG in
 millimetres (NYUDv2 / SUN RGB-D / RealSense convention) or ``.npy`` in metres. Depth files pair with images
-by file stem (``frame_0001.png`` ↔ ``frame_0001.png`` / ``.npy`` in the depth folder). No torch.
+by file stem (``frame_0001.png`` ↔ ``frame_0001.png`` / ``.npy`` in the depth folder). Depth is resized like
+labels, by nearest neighbour (:func:`edgeseg.runtime.preprocess.resize_labels`): interpolating across a hole or an
+object edge would invent distances. No torch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 
-DEPTH_NAME = "depth"
+DEPTH_INPUT = "depth"  # the deploy graph's second input for RGB-D models
 DEPTH_SUFFIXES = (".png", ".npy")
 # In-graph normalisation: (d - 5 m) / 5 m maps the 0-10 m range of indoor RGB-D sensors to [-1, 1].
 DEPTH_MEAN_M = 5.0
@@ -49,27 +51,6 @@ def find_depth(depth_dir: str | os.PathLike, stem: str) -> Path:
         if candidate.is_file():
             return candidate
     raise EdgesegError(f"no depth map for {stem} in {depth_dir} (expected {stem}.png in mm or {stem}.npy in m)")
-
-
-def resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize (interpolating across a hole or an object edge invents distances)."""
-    h, w = size
-    if depth.shape == (h, w):
-        return depth
-    rows = np.minimum((np.arange(h) + 0.5) * depth.shape[0] / h, depth.shape[0] - 1).astype(np.intp)
-    cols = np.minimum((np.arange(w) + 0.5) * depth.shape[1] / w, depth.shape[1] - 1).astype(np.intp)
-    return np.ascontiguousarray(depth[rows[:, None], cols[None, :]])
-
-
-def fit_depth_to_size(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Cover ``size`` keeping the aspect ratio, then centre-crop: the same geometry as the image's."""
-    h, w = size
-    ih, iw = depth.shape
-    scale = max(h / ih, w / iw)
-    rh, rw = max(h, round(ih * scale)), max(w, round(iw * scale))
-    resized = resize_depth(depth, (rh, rw))
-    y, x = (rh - h) // 2, (rw - w) // 2
-    return np.ascontiguousarray(resized[y:y + h, x:x + w])
 
 
 def scene_depth(label: np.ndarray, horizon: int, ground: tuple[int, ...], sky: int,

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset
 
 from edgeseg.data.base import SegmentationSource
+from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
 
 
 def to_tensor(image: np.ndarray, mean, std) -> torch.Tensor:
@@ -17,8 +18,6 @@ def to_tensor(image: np.ndarray, mean, std) -> torch.Tensor:
 
 def depth_tensor(depth: np.ndarray) -> torch.Tensor:
     """float32 H×W metres → normalised 1×H×W, as the deploy graph normalises its ``depth`` input."""
-    from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
-
     return (torch.from_numpy(np.ascontiguousarray(depth, np.float32)) - DEPTH_MEAN_M).div_(DEPTH_STD_M)[None]
 
 

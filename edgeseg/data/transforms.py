@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.data.depth import resize_depth
 from edgeseg.meta import IGNORE_INDEX
 from edgeseg.runtime.preprocess import resize_image, resize_labels
 
@@ -35,7 +34,7 @@ class RandomScale:
         s = rng.uniform(*self.scales)
         h, w = label.shape
         size = (max(1, round(h * s)), max(1, round(w * s)))
-        return _result(*resize_pair(image, label, size), None if depth is None else resize_depth(depth, size))
+        return _result(*resize_pair(image, label, size), None if depth is None else resize_labels(depth, size))
 
 
 @dataclass

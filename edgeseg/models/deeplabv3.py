@@ -49,29 +49,17 @@ class DeepLabV3(SegmentationModel):
 
 
 def _encoder(backbone: str, output_stride: int) -> tuple[nn.Module, int, int]:
-    """``(module returning [low_level, high_level], low-level channels, high-level channels)``."""
+    """``(backbone, low-level channels, high-level channels)``: its first feature (stride 4) is the decoder's
+    low-level input, its last the encoder's output."""
     if backbone == "xception":
         net: nn.Module = AlignedXception(output_stride)
     elif backbone == "mobilenetv2":
         net = MobileNetV2(output_stride)
     elif backbone in ("resnet101", "resnet50"):
         net = ResNet(int(backbone[6:]), output_stride, multi_grid=(1, 2, 4))
-        return _ResNetLowHigh(net), net.channels[0], net.channels[-1]
     else:
         raise ValueError(f"deeplabv3plus backbone must be one of {BACKBONES}, got {backbone!r}")
     return net, net.channels[0], net.channels[-1]
-
-
-class _ResNetLowHigh(nn.Module):
-    """A ResNet trunk returning only ``[layer1, layer4]`` (keys stay ``resnet.*``)."""
-
-    def __init__(self, resnet: ResNet) -> None:
-        super().__init__()
-        self.resnet = resnet
-
-    def forward(self, x):
-        features = self.resnet(x)
-        return [features[0], features[-1]]
 
 
 class DeepLabV3Plus(SegmentationModel):
@@ -99,8 +87,8 @@ class DeepLabV3Plus(SegmentationModel):
         self.cls = nn.Conv2d(channels, num_classes, 1)
 
     def forward_logits(self, x: torch.Tensor):
-        low, high = self.backbone(x)
-        low = self.low_level(low)
+        features = self.backbone(x)
+        low, high = self.low_level(features[0]), features[-1]
         y = torch.cat([resize_to(self.aspp(high), low.shape[-2:]), low], dim=1)
         return resize_to(self.cls(self.decoder(y)), x.shape[-2:]), []
 

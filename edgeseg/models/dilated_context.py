@@ -19,12 +19,11 @@ def _identity_init(conv: nn.Conv2d, base: int, noise: float = 1e-3) -> None:
     """The paper's identity initialisation (Eq. 4; Eq. 5 when widths differ): each output copies the inputs
     of its own share of the ``base`` channels, scaled by ``base / c_out``, plus small noise."""
     c_out, c_in, kh, kw = conv.weight.shape
+    same_share = (torch.arange(c_out)[:, None] * base // c_out) == (torch.arange(c_in)[None, :] * base // c_in)
     with torch.no_grad():
         conv.weight.normal_(0.0, noise if c_out != c_in else 0.0)
-        for b in range(c_out):
-            for a in range(c_in):
-                if a * base // c_in == b * base // c_out:
-                    conv.weight[b, a, kh // 2, kw // 2] = base / c_out
+        center = conv.weight[:, :, kh // 2, kw // 2]
+        center[same_share] = base / c_out
         nn.init.zeros_(conv.bias)
 
 
