@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,6 +46,25 @@ class CalibrationOptions:
     seed: int = 0
     trt_version: str = DEFAULT_VERSION
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse what would silently change the outcome (a NaN budget passes every gate), from the CLI and the
+        Python API alike."""
+        if not (isinstance(self.max_miou_drop, (int, float)) and math.isfinite(self.max_miou_drop)
+                and self.max_miou_drop >= 0):
+            raise EdgesegError(f"the mIoU budget must be a finite number of points >= 0, got {self.max_miou_drop}")
+        for name in ("calib_size", "eval_images", "threads"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise EdgesegError(f"{name} must be a positive whole number, got {value!r}")
+        for name in ("max_search_steps", "sensitivity_images"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise EdgesegError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
+        choices = {"method": ("entropy", "percentile", "minmax"), "target": ("tensorrt", "cpu"),
+                   "quantizer": ("onnxruntime", "modelopt")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise EdgesegError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
 
 def _eval_source(options: CalibrationOptions, num_classes: int):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,10 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
                "CalibPercentile": percentile, "CalibTensorRangeSymmetric": target == "tensorrt"}
     activation = QuantType.QInt8 if target == "tensorrt" else QuantType.QUInt8
     if not Path(ranges_cache).is_file():
-        _calibrate(fp32_path, calib, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
-                   percentile=percentile)
-    with atomic_path(out_path) as tmp, _without_preprocess_advice():
+        with _quiet_onnxruntime():
+            _calibrate(fp32_path, calib, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
+                       percentile=percentile)
+    with atomic_path(out_path) as tmp, _quiet_onnxruntime():
         quantize_static(str(fp32_path), str(tmp), _reader(calib, batch), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=activation,
                         weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=calibrate,
@@ -109,11 +111,14 @@ class _PreprocessAdvice(logging.Filter):
 
 
 @contextlib.contextmanager
-def _without_preprocess_advice():
+def _quiet_onnxruntime():
+    """onnxruntime's quantization tools log advice and print progress with ``print``: the advice is dropped and
+    the prints go to stderr, so stdout keeps only edgeseg's results (a table, or JSON)."""
     root, advice = logging.getLogger(), _PreprocessAdvice()
     root.addFilter(advice)
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     finally:
         root.removeFilter(advice)
 

@@ -76,7 +76,7 @@ def train_stage(options: DemoOptions) -> Path:
     iters = iterations_for_minutes(base, max(options.minutes - probe_minutes, 0.5))
     config = dataclasses.replace(base, iters=iters, max_minutes=max(options.minutes - probe_minutes, 0.5))
     log.info("training %s on synthetic scenes: %d steps, at most %.1f min", options.model, iters, config.max_minutes)
-    trainer = Trainer(config)
+    trainer = Trainer(config, overwrite=True)  # the demo's own stage folder: an earlier demo run's is replaced
     trainer.run()
     return best
 
@@ -131,11 +131,23 @@ def engine_stage(bundle: Path) -> list[str]:
     return built
 
 
+def check_out(out: Path) -> None:
+    """Refuse, before any work, an ``out`` that is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise EdgesegError(f"--out {out} exists and is not a folder; give a folder for the demo's stages")
+
+
 def run_demo(options: DemoOptions) -> DemoResult:
+    """Train (or reuse), export, bench and report under ``options.out``; see the module's docstring."""
+    from edgeseg.fileio import os_error
     from edgeseg.runtime.bench import BenchSettings, run_bench
     from edgeseg.runtime.report import write_bench_report
 
-    options.out.mkdir(parents=True, exist_ok=True)
+    check_out(options.out)
+    try:
+        options.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, options.out) from exc
     seconds = {}
     t0 = time.monotonic()
     checkpoint = train_stage(options)

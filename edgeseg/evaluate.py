@@ -7,11 +7,29 @@ import torch
 
 from edgeseg.data.base import SegmentationSource
 from edgeseg.data.torch_dataset import depth_tensor, to_tensor
+from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
 from edgeseg.progress import Progress
 
 
 @torch.no_grad()
+def select_device(spec: str) -> torch.device:
+    """``auto`` (CUDA when torch sees a GPU), ``cpu``, ``cuda`` or ``cuda:N``; CUDA without a GPU is refused."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise EdgesegError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EdgesegError(f"device {spec} asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise EdgesegError(f"device {spec} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise EdgesegError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
 def evaluate_model(model: torch.nn.Module, source: SegmentationSource, *, num_classes: int, mean, std,
                    device: torch.device | str = "cpu", max_images: int | None = None, rank: int = 0,
                    world_size: int = 1, boundary: bool = False, progress: bool = False) -> ConfusionMatrix:

@@ -5,7 +5,10 @@ Pure Python so the runtime can read it without torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+
+from edgeseg.errors import EdgesegError
 
 # Cityscapes' 19 training classes and official palette (cityscapesScripts labels.py).
 CITYSCAPES_CLASSES: tuple[str, ...] = (
@@ -79,12 +82,41 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelMeta:
-        return cls(
-            classes=list(d["classes"]),
-            palette=[tuple(int(v) for v in c) for c in d["palette"]],
-            mean=tuple(float(v) for v in d.get("mean", IMAGENET_MEAN)),
-            std=tuple(float(v) for v in d.get("std", IMAGENET_STD)),
-            input_size=tuple(int(v) for v in d.get("input_size", (512, 1024))),
-            ignore_index=int(d.get("ignore_index", IGNORE_INDEX)),
-            extra=dict(d.get("extra", {})),
-        )
+        """Rebuild from :meth:`to_dict`'s output; a malformed entry raises :class:`EdgesegError` naming it."""
+        if not isinstance(d, dict):
+            raise EdgesegError(f"meta is not a mapping (got {type(d).__name__})")
+        classes = d.get("classes")
+        if (not isinstance(classes, (list, tuple)) or not classes
+                or not all(isinstance(c, str) and c for c in classes)):
+            raise EdgesegError("meta: classes is not a list of class names")
+        palette = d.get("palette")
+        if not isinstance(palette, (list, tuple)) or not all(_is_colour(c) for c in palette):
+            raise EdgesegError("meta: palette is not a list of R, G, B colours (whole numbers 0-255)")
+        if len(palette) != len(classes):
+            raise EdgesegError(f"meta: palette has {len(palette)} colours for {len(classes)} classes")
+        mean, std = d.get("mean", IMAGENET_MEAN), d.get("std", IMAGENET_STD)
+        for name, value in (("mean", mean), ("std", std)):
+            if not _numbers(value, 3) or (name == "std" and min(value) <= 0):
+                raise EdgesegError(f"meta: {name} is not three finite numbers{' above 0' if name == 'std' else ''}")
+        input_size = d.get("input_size", (512, 1024))
+        if not _numbers(input_size, 2) or not all(isinstance(v, int) and v >= 1 for v in input_size):
+            raise EdgesegError("meta: input_size is not two whole numbers (height, width)")
+        ignore_index = d.get("ignore_index", IGNORE_INDEX)
+        if not isinstance(ignore_index, int) or isinstance(ignore_index, bool) or not 0 <= ignore_index <= 255:
+            raise EdgesegError(f"meta: ignore_index is not a label value 0-255 (got {ignore_index!r})")
+        extra = d.get("extra", {})
+        if not isinstance(extra, dict):
+            raise EdgesegError("meta: extra is not a mapping")
+        return cls(classes=list(classes), palette=[tuple(c) for c in palette],
+                   mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+                   input_size=tuple(input_size), ignore_index=ignore_index, extra=dict(extra))
+
+
+def _numbers(value, count: int) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == count
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
+def _is_colour(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value))

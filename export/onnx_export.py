@@ -10,9 +10,29 @@ import torch
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
+from edgeseg.export.trt_support import OPSET_RANGE
 from edgeseg.fileio import atomic_path
 
 log = logging.getLogger(__name__)
+
+# Opsets each exporter writes itself (torch 2.13): the dynamo exporter builds opset 18 and newer and reaches an
+# older one only through onnx's version converter, which fails on Resize and falls back to 18; the TorchScript
+# exporter knows opsets up to 23. Intersected with what TensorRT's ONNX parser reads (OPSET_RANGE).
+EXPORTER_OPSETS = {"dynamo": (18, 24), "torchscript": (9, 23)}
+
+
+def check_opset(opset: int, exporter: str) -> None:
+    """Refuse, before exporting, an opset the exporter cannot write natively or TensorRT cannot parse."""
+    if exporter not in EXPORTER_OPSETS:
+        raise EdgesegError(f"unknown exporter {exporter!r}; choose {' or '.join(EXPORTER_OPSETS)}")
+    low, high = max(EXPORTER_OPSETS[exporter][0], OPSET_RANGE[0]), min(EXPORTER_OPSETS[exporter][1], OPSET_RANGE[1])
+    if low <= opset <= high:
+        return
+    hint = ""
+    if exporter == "dynamo" and OPSET_RANGE[0] <= opset < low:
+        hint = " (older opsets: --exporter torchscript)"
+    raise EdgesegError(f"--opset {opset}: the {exporter} exporter and TensorRT's parser take opsets {low}-{high}"
+                       f"{hint}")
 
 
 def export_onnx(deploy: DeployModel, path: str | Path, *, input_size: tuple[int, int], batch: int = 1,
@@ -62,9 +82,10 @@ def export_module(module: torch.nn.Module, path: str | Path, examples: dict[str,
             proto = onnx.load(str(tmp))
         else:
             raise EdgesegError(f"unknown exporter {exporter!r}; choose dynamo or torchscript")
+        written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+        if written != opset:
+            raise EdgesegError(f"asked for opset {opset}, the {exporter} exporter wrote opset {written}; choose "
+                               f"--opset {written}")
         proto.producer_name = "edgeseg"
         onnx.save(proto, str(tmp))
-    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
-    if written != opset:
-        log.warning("asked for opset %d, the %s exporter wrote opset %d", opset, exporter, written)
     return int(written)

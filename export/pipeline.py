@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -15,13 +16,14 @@ from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
 from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
 from edgeseg.export.lint import simplify_and_lint
-from edgeseg.export.onnx_export import export_onnx
+from edgeseg.export.onnx_export import check_opset, export_onnx
 from edgeseg.export.verify import require_agreement, verify_onnx
-from edgeseg.fileio import atomic_path, staged_dir
+from edgeseg.fileio import atomic_path, check_replaceable, staged_dir
 from edgeseg.meta import ModelMeta
 from edgeseg.models import create, load_model, model_info, save_checkpoint
-from edgeseg.runtime.bundle import MANIFEST, Bundle, open_bundle, sha256_file
+from edgeseg.runtime.bundle import BUNDLE_KIND, Bundle, open_bundle, sha256_file
 from edgeseg.runtime.environment import package_versions
+from edgeseg.runtime.preprocess import MAX_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,19 @@ class ExportOptions:
     calibration: CalibrationOptions | None = None  # FP16 / INT8 variants and the accuracy gate
     crf: CRFParams | None = None  # ConvCRF: crf.onnx and model.crf.onnx; the model also outputs logits
     max_attention_mb: float = 1024.0  # refuse sizes whose (H·W)² attention matrix (DANet) exceeds this
+
+    def __post_init__(self) -> None:
+        """The same refusals from the CLI and the Python API, before any work."""
+        if not (isinstance(self.min_agreement, (int, float)) and 0 < self.min_agreement <= 1):
+            raise EdgesegError(f"min_agreement must be in (0, 1], got {self.min_agreement}")
+        if not (isinstance(self.max_attention_mb, (int, float)) and math.isfinite(self.max_attention_mb)
+                and self.max_attention_mb > 0):
+            raise EdgesegError(f"max_attention_mb must be a positive number, got {self.max_attention_mb}")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise EdgesegError(f"batch must be a positive whole number, got {self.batch!r}")
+        if self.input_size is not None and (len(self.input_size) != 2 or not all(
+                isinstance(v, int) and 8 <= v <= MAX_SIDE for v in self.input_size)):
+            raise EdgesegError(f"input_size must be (H, W) with sides 8-{MAX_SIDE}, got {self.input_size}")
 
 
 def check_input_size(name: str, size: tuple[int, int], *, batch: int = 1,
@@ -123,6 +138,10 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
     and ``verify.json``. Fails (leaving no partial bundle) when label agreement is below the minimum or the
     lint finds errors."""
     opts = options or ExportOptions()
+    check_replaceable(out, BUNDLE_KIND)  # before minutes of work, and again when the bundle is swapped in
+    check_opset(opts.opset, opts.exporter)
+    if opts.calibration is not None and opts.calibration.int8 and not opts.calibration.calib_data:
+        raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
     model, meta, name, source = _resolve_model(model_name, checkpoint, opts.num_classes)
     size = tuple(opts.input_size or meta.input_size or model_info(name).input_size)
     check_input_size(name, size, batch=opts.batch, max_attention_mb=opts.max_attention_mb)
@@ -138,7 +157,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
     images, depths = (_data_images(opts.data, opts.data_images, size, len(deploy.inputs) > 1) if opts.data
                       else (None, None))
     out = Path(out)
-    with staged_dir(out, marker=MANIFEST) as tmp:
+    with staged_dir(out, BUNDLE_KIND) as tmp:
         t0 = time.perf_counter()
         opset = export_onnx(deploy, tmp / "model.onnx", input_size=size, batch=opts.batch,
                             dynamic_batch=opts.dynamic_batch, opset=opts.opset, exporter=opts.exporter)

@@ -73,7 +73,8 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
         for source, feed in batches:
             got = dict(zip(out_names, session.run(out_names, feed)))
             with torch.no_grad():
-                ref_labels, ref_logits = reference(*(torch.from_numpy(feed[n]) for n in deploy.inputs))
+                tensors = (torch.from_numpy(np.require(feed[n], requirements="W")) for n in deploy.inputs)
+                ref_labels, ref_logits = reference(*tensors)
             agreement = float(np.mean(got["labels"] == ref_labels.numpy()))
             check = {"batch": b, "source": source, "label_agreement": agreement}
             if logit_name:

@@ -33,7 +33,7 @@ from edgeseg.runtime.bench_plan import Target, plan_targets
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.runtime.evaluate import evaluate_runner
-from edgeseg.runtime.feeds import make_feed, takes_depth
+from edgeseg.runtime.feeds import image_geometry, make_feed, takes_depth
 from edgeseg.runtime.load import load_runner
 from edgeseg.runtime.memory import PeakMemory
 from edgeseg.runtime.preprocess import resize_labels
@@ -80,11 +80,7 @@ class BenchResult:
 
 
 def _batch_and_size(runner: Runner, wanted: int | None) -> tuple[int, tuple[int, int]]:
-    spec = runner.inputs()[0]
-    if len(spec.shape) != 4 or not all(isinstance(d, int) for d in spec.shape[1:3]):
-        raise EdgesegError(f"{runner.name}: expected an N×H×W×3 image input with a static size, got {spec.shape}")
-    size = (int(spec.shape[1]), int(spec.shape[2]))
-    static = spec.shape[0] if isinstance(spec.shape[0], int) else None
+    static, size = image_geometry(runner.name, runner.inputs())
     if static is not None and wanted not in (None, static):
         raise EdgesegError(f"{runner.name} was exported with batch {static}; re-export with --batch {wanted} "
                            f"or --dynamic-batch to bench batch {wanted}")

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import read_json_document, write_text_atomic
+from edgeseg.fileio import FolderKind, inside, read_json_document, write_text_atomic
 
 MANIFEST = "manifest.json"
 FORMAT = "edgeseg-bundle"
 FORMAT_VERSION = 1
+# What edgeseg may replace as a bundle: a folder whose manifest lists every file in it.
+BUNDLE_KIND = FolderKind(MANIFEST, FORMAT, "edgeseg bundle", lambda manifest: manifest.get("files") or {})
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -69,7 +71,7 @@ class Bundle:
     def path(self, name: str, verify: bool = True) -> Path:
         """Path of file ``name``; with ``verify`` its size and sha256 must match the manifest."""
         entry = self.entry(name)
-        p = self.root / name
+        p = inside(self.root, name, f"{self.root / MANIFEST}")
         if not p.is_file():
             raise EdgesegError(f"{p} is listed in {MANIFEST} but missing")
         if verify and (p.stat().st_size != entry.get("bytes") or sha256_file(p) != entry.get("sha256")):
@@ -85,7 +87,7 @@ class Bundle:
         return None
 
     def add_file(self, name: str, kind: str, **info) -> dict:
-        p = self.root / name
+        p = inside(self.root, name, f"{self.root / MANIFEST}")
         entry = {"kind": kind, "bytes": p.stat().st_size, "sha256": sha256_file(p), **info}
         self.files[name] = entry
         return entry
@@ -101,10 +103,40 @@ def is_bundle(path: str | os.PathLike) -> bool:
 
 
 def open_bundle(path: str | os.PathLike) -> Bundle:
-    """Open a bundle folder (or the folder of a file inside one)."""
+    """Open a bundle folder (or the folder of a file inside one); its manifest is checked before use."""
     p = Path(path)
+    if not p.exists():
+        raise EdgesegError(f"{path}: no such bundle folder")
     root = p if p.is_dir() else p.parent
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():
-        raise EdgesegError(f"{root} is not a bundle: no {MANIFEST}")
-    return Bundle(root, read_json_document(manifest_path, FORMAT, FORMAT_VERSION, "edgeseg bundle manifest"))
+        where = f"{path} is not a bundle folder" if p.is_dir() else f"{path} is not inside a bundle folder"
+        raise EdgesegError(f"{where}: no {MANIFEST} (write one with edgeseg export)")
+    manifest = read_json_document(manifest_path, FORMAT, FORMAT_VERSION, "edgeseg bundle manifest")
+    check_manifest(manifest, manifest_path)
+    return Bundle(root, manifest)
+
+
+def check_manifest(manifest: dict, where: str | os.PathLike) -> None:
+    """The parts of a manifest every command relies on, with their types; file names must stay in the bundle."""
+    def bad(what: str) -> EdgesegError:
+        return EdgesegError(f"{where}: {what}; re-export the bundle")
+
+    model, spec, files = manifest.get("model"), manifest.get("input"), manifest.get("files")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise bad("no model name")
+    classes = model.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise bad("model.classes must be a list of class names")
+    palette = model.get("palette")
+    if palette is not None and not (isinstance(palette, list) and all(
+            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in palette)):
+        raise bad("model.palette must be a list of [R, G, B] colours (0-255)")
+    size = spec.get("size") if isinstance(spec, dict) else None
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise bad("no input size")
+    if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
+        raise bad("no file list")
+    for name in files:
+        inside(Path(where).parent, name, str(where))

@@ -14,7 +14,7 @@ from edgeseg.data.base import SegmentationSource
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
 from edgeseg.progress import Progress
-from edgeseg.runtime.feeds import make_feed, takes_depth
+from edgeseg.runtime.feeds import image_geometry, make_feed, takes_depth
 from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 
@@ -26,9 +26,8 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
     """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and call
     ``on_prediction(index, labels)`` with each predicted label map (at the label's size) when given."""
     specs = runner.inputs()
-    spec = specs[0]
-    batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
-    size = (int(spec.shape[1]), int(spec.shape[2]))
+    static, size = image_geometry(runner.name, specs)
+    batch = static or 1
     count = len(source) if max_images is None else min(max_images, len(source))
     if count < batch:
         raise EdgesegError(f"the model takes batches of {batch}; the split has only {count} images")

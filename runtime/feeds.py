@@ -20,6 +20,20 @@ def takes_depth(specs: Sequence[TensorSpec]) -> bool:
     return any(spec.name == DEPTH_INPUT for spec in specs)
 
 
+def image_geometry(name: str, specs: Sequence[TensorSpec]) -> tuple[int | None, tuple[int, int]]:
+    """``(static batch or None when dynamic, (H, W))`` of a graph's image input, which must be the deploy
+    contract: uint8 N×H×W×3 with a static size. A graph that takes something else is refused with one line."""
+    if not specs:
+        raise EdgesegError(f"{name} has no inputs")
+    spec = specs[0]
+    shape = tuple(spec.shape)
+    if (spec.dtype != "uint8" or len(shape) != 4 or shape[3] != 3
+            or not all(isinstance(d, int) and d > 0 for d in shape[1:3])):
+        raise EdgesegError(f"{name} takes {spec.name!r} as {spec.dtype} {'x'.join(map(str, shape))}; edgeseg runs "
+                           f"graphs that take uint8 N×H×W×3 images of a static size (edgeseg export writes them)")
+    return (shape[0] if isinstance(shape[0], int) else None), (int(shape[1]), int(shape[2]))
+
+
 def make_feed(specs: Sequence[TensorSpec], images: Sequence[np.ndarray], size: tuple[int, int],
               depths: Sequence[np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
     """Frames (any size) → the inputs ``specs`` name, at the deploy ``size``; RGB-D needs a depth per frame."""

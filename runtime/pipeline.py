@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.feeds import make_feed
+from edgeseg.runtime.feeds import image_geometry, make_feed
 from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 from edgeseg.runtime.sinks import FrameSink, SinkClosed
@@ -74,13 +74,12 @@ class StreamPipeline:
                  status_interval: float = 0.5) -> None:
         if streams < 1:
             raise EdgesegError("--streams must be at least 1")
-        spec = runner.inputs()[0]
-        static_batch = spec.shape[0] if isinstance(spec.shape[0], int) else None
-        if len(spec.shape) != 4 or static_batch not in (None, 1):
+        static_batch, self.size = image_geometry(runner.name, runner.inputs())
+        if static_batch not in (None, 1):
             raise EdgesegError(f"the pipeline runs one frame per inference; {runner.name} takes batches of "
-                               f"{spec.shape[0]} (re-export with --batch 1 or --dynamic-batch)")
+                               f"{static_batch} (re-export with --batch 1 or --dynamic-batch)")
         self.runner, self.source, self.sink = runner, source, sink
-        self.specs, self.size = runner.inputs(), (int(spec.shape[1]), int(spec.shape[2]))
+        self.specs = runner.inputs()
         self.streams, self.max_frames = streams, max_frames
         self.status, self.status_interval = status, status_interval
         self.inbox: queue.Queue = queue.Queue(maxsize=streams)

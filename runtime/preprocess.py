@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+MAX_SIDE = 8192  # the largest image side any command takes (an 8K frame); more is a typo, not a camera
+
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """uint8 H×W×3 → uint8 ``size`` (bilinear); returned unchanged when already that size."""

@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,21 @@ import numpy as np
 from PIL import Image
 
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import atomic_path
+from edgeseg.fileio import (
+    TMP_TAG,
+    atomic_path,
+    check_file_target,
+    clean_stale_temps,
+    make_file_readable,
+    os_error,
+    refuse_input_overlap,
+    write_text_atomic,
+)
 from edgeseg.runtime.overlay import blend, save_label_png
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Frame, cv2_module
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+SINK_MARKER = ".edgeseg-sink.json"  # in a labels:/overlays: folder: edgeseg wrote what is in it
 
 
 class SinkClosed(Exception):
@@ -36,13 +48,20 @@ class SinkClosed(Exception):
 
 
 class FrameSink:
-    """Base class: ``write(frame, labels)`` for each frame in order, then ``close()`` (also a context manager)."""
+    """Base class: ``write(frame, labels)`` for each frame in order, then ``close()`` (also a context manager).
+
+    ``target`` is the file or folder the sink writes (None for null and window), checked against the inputs."""
+
+    target: Path | None = None
 
     def __init__(self, name: str, palette) -> None:
         self.name, self.palette, self.written = name, palette, 0
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        self._write(frame, labels)
+        try:
+            self._write(frame, labels)
+        except OSError as exc:
+            raise os_error(exc, self.target) from exc
         self.written += 1
 
     def _write(self, frame: Frame, labels: np.ndarray) -> None:
@@ -59,8 +78,8 @@ class FrameSink:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None or exc_type is KeyboardInterrupt:
-            self.close()  # an interrupted run keeps what it wrote, complete
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self.close()  # an interrupted run (Ctrl-C, SIGTERM) keeps what it wrote, complete
         else:
             self.abort()
 
@@ -70,24 +89,45 @@ class NullSink(FrameSink):
         pass
 
 
-class VideoSink(FrameSink):
-    """Overlay video; opened at the first frame's size, renamed into place on close."""
+def count_video_frames(path: Path) -> int:
+    """Frames a video file really holds, as a player would find them (0 when it does not open)."""
+    cv2 = cv2_module()
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return 0
+        count = 0
+        while capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
 
-    def __init__(self, path: str | Path, palette, fps: float | None = None) -> None:
+
+class VideoSink(FrameSink):
+    """Overlay video; opened at the first frame's size, written to a temporary file and renamed into place on
+    close once the file is checked to hold every frame (OpenCV reports no write errors: a full disk shows only
+    as a short file). An existing video is replaced only with ``overwrite``."""
+
+    def __init__(self, path: str | Path, palette, fps: float | None = None, *, overwrite: bool = False) -> None:
         super().__init__(str(path), palette)
-        self.path = Path(path)
+        self.path = self.target = check_file_target(path)
         self.fps = fps or 30.0
         self.writer: Any = None
         self.size: tuple[int, int] = (0, 0)
         self.tmp: Path | None = None
-        if not self.path.parent.exists():
+        if not self.path.parent.is_dir():
             raise EdgesegError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
         if not os.access(self.path.parent, os.W_OK):
             raise EdgesegError(f"cannot write {self.path}: folder {self.path.parent} is not writable")
+        if self.path.exists() and not overwrite:
+            raise EdgesegError(f"{self.path} exists; edgeseg replaces a file only with --overwrite")
 
     def _open(self, height: int, width: int) -> None:
         cv2 = cv2_module()
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        clean_stale_temps(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{TMP_TAG}-{os.getpid()}-", suffix=self.path.suffix,
+                                   dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(self.path.suffix.lower(), "mp4v"))
@@ -108,11 +148,22 @@ class VideoSink(FrameSink):
         self.writer.write(np.ascontiguousarray(blend(frame.image, labels, self.palette)[:, :, ::-1]))
 
     def close(self) -> None:
-        if self.writer is not None and self.tmp is not None:
-            self.writer.release()
-            self.writer = None
+        if self.writer is None or self.tmp is None:
+            return
+        self.writer.release()
+        self.writer = None
+        found = count_video_frames(self.tmp)
+        if found < self.written:
+            self.abort()
+            raise EdgesegError(f"{self.path} could not be written whole ({found} of {self.written} frames readable: "
+                               f"is the disk full?); nothing was kept")
+        make_file_readable(self.tmp)
+        try:
             os.replace(self.tmp, self.path)
-            self.tmp = None
+        except OSError as exc:
+            self.abort()
+            raise os_error(exc, self.path) from exc
+        self.tmp = None
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -125,27 +176,63 @@ class VideoSink(FrameSink):
 
 
 class FolderSink(FrameSink):
-    """One file per frame: label PNGs (class indices, palette colours) or overlay JPEGs."""
+    """One file per frame: label PNGs (class indices, palette colours) or overlay JPEGs.
+
+    The folder must be new, empty, or one an earlier run wrote (it holds :data:`SINK_MARKER`): edgeseg never
+    writes over files it did not write. Output names are unique per input: the file stem, or the stem and
+    suffix when two inputs share a stem (``f000.png`` and ``f000.jpg`` give ``f000.png`` and ``f000_jpg.png``)."""
+
+    SUFFIX = {"labels": ".png", "overlays": ".jpg"}
 
     def __init__(self, folder: str | Path, palette, kind: str) -> None:
         super().__init__(f"{kind}:{folder}", palette)
         self.folder, self.kind = Path(folder), kind
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise EdgesegError(f"cannot create {self.folder}: {exc.strerror or exc}") from exc
-        if not os.access(self.folder, os.W_OK):
-            raise EdgesegError(f"cannot write to {self.folder}")
+        self.target = self.folder
+        self.used: set[str] = set()
+        if self.folder.exists() and not self.folder.is_dir():
+            raise EdgesegError(f"{kind}:{folder}: {folder} is a file, not a folder")
+        if self.folder.is_dir() and any(self.folder.iterdir()) and not (self.folder / SINK_MARKER).is_file():
+            raise EdgesegError(f"{folder} holds files edgeseg did not write; give {kind}: an empty or new folder")
+        parent = next(p for p in (self.folder, *self.folder.parents) if p.exists())
+        if not os.access(parent, os.W_OK):
+            raise EdgesegError(f"cannot write to {self.folder}: {parent} is not writable")
+        self.created = not self.folder.exists()
+        self.opened = False
+
+    def _open(self) -> None:
+        """Created at the first frame, so a run refused before it leaves no folder behind."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.folder / SINK_MARKER, json.dumps({"format": "edgeseg-sink", "kind": self.kind}) + "\n")
+        self.opened = True
+
+    def output_name(self, frame: Frame) -> str:
+        """The file name for ``frame``, unique within this run."""
+        path = Path(frame.name)
+        stem = path.stem if not frame.name.isdigit() else f"{int(frame.name):06d}"
+        candidates = [stem] + ([f"{stem}_{path.suffix[1:]}"] if path.suffix else [])
+        name = next((c for c in candidates if c not in self.used), None)
+        k = 1
+        while name is None:
+            name = f"{stem}_{k}" if f"{stem}_{k}" not in self.used else None
+            k += 1
+        self.used.add(name)
+        return name + self.SUFFIX[self.kind]
 
     def _write(self, frame: Frame, labels: np.ndarray) -> None:
-
-        stem = Path(frame.name).stem if not frame.name.isdigit() else f"{int(frame.name):06d}"
-        if self.kind == "labels":
-            with atomic_path(self.folder / f"{stem}.png") as tmp:
+        if not self.opened:
+            self._open()
+        out = self.folder / self.output_name(frame)
+        with atomic_path(out) as tmp:
+            if self.kind == "labels":
                 save_label_png(tmp, labels, self.palette)
-        else:
-            with atomic_path(self.folder / f"{stem}.jpg") as tmp:
+            else:
                 Image.fromarray(blend(frame.image, labels, self.palette)).save(tmp, format="JPEG", quality=90)
+
+    def abort(self) -> None:
+        if self.opened and self.written == 0 and self.created:  # nothing of value: leave no empty folder
+            with contextlib.suppress(OSError):
+                (self.folder / SINK_MARKER).unlink()
+                self.folder.rmdir()
 
 
 class WindowSink(FrameSink):
@@ -172,7 +259,10 @@ class WindowSink(FrameSink):
             self.cv2.destroyWindow(self.TITLE)
 
 
-def open_sink(spec: str | None, palette, fps: float | None = None) -> FrameSink:
+def open_sink(spec: str | None, palette, fps: float | None = None, *, inputs: Iterable[str | Path] = (),
+              overwrite: bool = False) -> FrameSink:
+    """The sink a spec names (see the module docstring). Its file or folder may not be, hold, or lie inside
+    any of ``inputs`` (the run's source and depth folder): a run never writes over what it reads."""
     text = (spec or "null").strip()
     if text == "null":
         return NullSink("null", palette)
@@ -180,7 +270,12 @@ def open_sink(spec: str | None, palette, fps: float | None = None) -> FrameSink:
         return WindowSink(palette)
     for kind in ("labels", "overlays"):
         if text.startswith(kind + ":"):
-            return FolderSink(text[len(kind) + 1:], palette, kind)
+            folder = text[len(kind) + 1:]
+            if not folder:
+                raise EdgesegError(f"{kind}: needs a folder, e.g. {kind}:out/{kind}")
+            refuse_input_overlap(folder, inputs)
+            return FolderSink(folder, palette, kind)
     if Path(text).suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSink(text, palette, fps)
+        refuse_input_overlap(text, inputs)
+        return VideoSink(text, palette, fps, overwrite=overwrite)
     raise EdgesegError(f"unknown sink {spec!r}: use null, window, OUT.mp4, labels:DIR or overlays:DIR")

@@ -96,14 +96,13 @@ class FolderSource(FrameSource):
             raise EdgesegError(f"{folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
 
     def __iter__(self) -> Iterator[Frame]:
-        from PIL import Image, UnidentifiedImageError
+        from edgeseg.data.base import read_image
 
         index = 0
         for path in self.files:
             try:
-                with Image.open(path) as im:
-                    image = np.asarray(im.convert("RGB"))
-            except (OSError, UnidentifiedImageError, ValueError) as exc:
+                image = read_image(path)
+            except EdgesegError as exc:
                 self.dropped += 1
                 log.warning("skipping %s: %s", path.name, exc)
                 continue

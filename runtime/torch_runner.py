@@ -72,6 +72,7 @@ class TorchRunner(Runner):
         import torch
 
         with torch.inference_mode():
-            out = self.model(*(torch.from_numpy(feed[name]).to(self.device) for name in self.model.inputs))
+            tensors = (torch.from_numpy(np.require(feed[name], requirements="W")) for name in self.model.inputs)
+            out = self.model(*(t.to(self.device) for t in tensors))
         out = out if isinstance(out, tuple) else (out,)
         return {name: t.cpu().numpy() for name, t in zip(self.output_names, out)}

@@ -70,5 +70,18 @@ def make_threshold_data(root: Path, count: int = 4) -> tuple[str, list[np.ndarra
     return f"folder:{root / 'images'},{root / 'labels'}", images
 
 
+def write_video(path: Path, values: list[int], fps: float = 10.0, fourcc: str = "mp4v",
+                size: tuple[int, int] = (H, W)) -> Path:
+    """A video of flat grey frames of ``size``, one per value (OpenCV)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (size[1], size[0]))
+    assert writer.isOpened()
+    for value in values:
+        writer.write(np.full((*size, 3), value, np.uint8))
+    writer.release()
+    return path
+
+
 def read_report(run_dir: Path) -> dict:
     return json.loads((run_dir / "report.json").read_text())

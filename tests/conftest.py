@@ -1,3 +1,4 @@
+import logging
 import os
 import shutil
 import subprocess
@@ -14,6 +15,16 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     exe = shutil.which("edgeseg")
     cmd = [exe, *args] if exe else [sys.executable, "-m", "edgeseg", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _detach_cli_logging():
+    """An in-process ``edgeseg.cli.main.main()`` points the root logger at the test's captured stderr; later
+    tests must not write to that closed stream."""
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture

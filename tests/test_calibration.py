@@ -133,7 +133,8 @@ def test_sensitivity_search_runs_and_records_steps(int8_bundle, tmp_path):
     copy = tmp_path / "search"
     shutil.copytree(int8_bundle, copy)
     options = CalibrationOptions(calib_data="synthetic:8", calib_size=8, eval_images=6, fp16=False,
-                                 max_miou_drop=-100.0, max_search_steps=2)
+                                 max_search_steps=2)
+    options.max_miou_drop = -100.0  # impossible, to force the search (the constructor refuses negative budgets)
     summary = calibrate_bundle(copy, options)
     assert summary["gate"]["passed"] is False  # an impossible budget fails, keeping the best result
     report = json.loads((copy / "sensitivity.json").read_text())

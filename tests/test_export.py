@@ -177,7 +177,7 @@ def test_bundle_open_errors(tmp_path):
     with pytest.raises(EdgesegError, match="not a bundle"):
         open_bundle(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(EdgesegError, match="unreadable"):
+    with pytest.raises(EdgesegError, match="not valid JSON"):
         open_bundle(tmp_path)
 
 

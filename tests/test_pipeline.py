@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import pytest
-from bench_fixtures import PALETTE, make_threshold_bundle
+from bench_fixtures import PALETTE, make_threshold_bundle, write_video
 from PIL import Image
 
 from edgeseg.errors import EdgesegError
@@ -25,12 +25,7 @@ def is_bright(i: int) -> bool:
 
 
 def make_video(path, count: int, fps: float = 10.0):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-    assert writer.isOpened()
-    for i in range(count):
-        writer.write(np.full((H, W, 3), 230 if is_bright(i) else 25, np.uint8))
-    writer.release()
-    return path
+    return write_video(path, [230 if is_bright(i) else 25 for i in range(count)], fps, size=(H, W))
 
 
 @pytest.fixture
@@ -189,7 +184,7 @@ def test_pipeline_keeps_every_frame_in_order(bundle, tmp_path, streams):
         summary = StreamPipeline(SlowOnBright(runner), source, sink, streams=streams).run()
     assert summary["frames_in"] == summary["frames_out"] == 24 and summary["dropped"] == 0
     assert written == list(range(24))  # written in source order, though bright frames finish late
-    files = sorted((tmp_path / "labels").iterdir())
+    files = sorted((tmp_path / "labels").glob("*.png"))
     assert len(files) == 24
     for i, path in enumerate(files):
         labels = load_label_png(path)

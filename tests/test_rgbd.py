@@ -122,7 +122,7 @@ def test_eval_and_run_through_the_cli(rgbd_bundle, rgbd_folder, cli, tmp_path):
     r = cli("run", str(rgbd_bundle.root), "--source", str(rgbd_folder / "img"), "--depth",
             str(rgbd_folder / "depth"), "--sink", f"labels:{out}")
     assert r.returncode == 0, r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["f0.png", "f1.png", "f2.png"]
     r = cli("run", str(rgbd_bundle.root), "--source", str(rgbd_folder / "img"))
     assert r.returncode == 1 and "--depth" in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
 

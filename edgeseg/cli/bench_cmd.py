@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeseg.cli.args import positive_int, torch_device
+from edgeseg.cli.args import non_negative_int, positive_int, torch_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="labelled data spec for mIoU and overlays (without it: speed only)")
     parser.add_argument("--split", default="val", help="dataset split (default val)")
     parser.add_argument("--max-images", type=positive_int, help="score only the first N images")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed iterations first (default 10)")
+    parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed iterations first (default 10)")
     parser.add_argument("--iters", type=positive_int, default=100, help="timed iterations (default 100)")
     parser.add_argument("--batch", type=positive_int, help="batch size (default: the model's static batch)")
     parser.add_argument("--streams", type=positive_int, default=1, help="inferences in flight for FPS (default 1)")
@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX Runtime execution providers (default cpu)")
     parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch backend: cpu (default), or cuda / cuda:N (adds an fp16 row)")
-    parser.add_argument("--overlays", type=int, default=3, help="prediction overlays per engine (default 3)")
+    parser.add_argument("--overlays", type=non_negative_int, default=3,
+                        help="prediction overlays per engine (default 3)")
     parser.add_argument("--report", metavar="DIR", help="write report.json, report.md and report.html here")
 
 
@@ -45,8 +46,13 @@ def summary_table(report: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edgeseg.fileio import check_replaceable, refuse_input_overlap
     from edgeseg.runtime.bench import BenchSettings, run_bench
-    from edgeseg.runtime.report import build_report, write_bench_report
+    from edgeseg.runtime.report import REPORT_KIND, build_report, write_bench_report
+
+    if args.report:  # before minutes of measuring
+        check_replaceable(args.report, REPORT_KIND)
+        refuse_input_overlap(args.report, args.artifacts)
 
     settings = BenchSettings(backend=args.backend, precision=args.precision, data=args.data, split=args.split,
                              max_images=args.max_images, warmup=args.warmup, iters=args.iters, batch=args.batch,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgeseg.cli.args import positive_int
+from edgeseg.cli.args import non_negative_int, positive_int
 
 
 def _opt_level(text: str) -> int:
@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", type=positive_int, metavar="MB", help="workspace memory pool limit")
     parser.add_argument("--opt-level", type=_opt_level, default=3, help="builder optimisation level 0..5 (default 3)")
     parser.add_argument("--timing-cache", metavar="FILE", help="read and update this timing cache")
-    parser.add_argument("--dla", type=int, metavar="CORE", help="run on this DLA core (Jetson Xavier / Orin)")
+    parser.add_argument("--dla", type=non_negative_int, metavar="CORE",
+                        help="run on this DLA core (Jetson Xavier / Orin)")
     parser.add_argument("--gpu-fallback", action="store_true", help="with --dla: layers DLA cannot run go to the GPU")
     parser.add_argument("--version-compatible", action="store_true",
                         help="an engine later TensorRT versions can run (lean runtime)")

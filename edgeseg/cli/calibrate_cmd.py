@@ -15,9 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgeseg.calibration.pipeline import calibrate_bundle
-    from edgeseg.runtime.bundle import open_bundle
+    from edgeseg.fileio import staged_update
+    from edgeseg.runtime.bundle import BUNDLE_KIND, open_bundle
 
-    calibrate_bundle(args.bundle, calibration_options(args, int8=True, fp16=not args.no_fp16))
+    bundle = open_bundle(args.bundle)
+    options = calibration_options(args, int8=True, fp16=not args.no_fp16)
+    with staged_update(bundle.root, BUNDLE_KIND) as staged:  # the bundle changes whole, or not at all
+        calibrate_bundle(staged, options)
     table, passed = variants_table(open_bundle(args.bundle).manifest)
     print(table)
     return 0 if passed else 1

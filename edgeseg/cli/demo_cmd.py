@@ -30,9 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgeseg.cli.bench_cmd import summary_table
-    from edgeseg.demo import DemoOptions, run_demo
+    from edgeseg.demo import DemoOptions, check_out, run_demo
     from edgeseg.models import model_info
 
+    check_out(args.out)
     model_info(args.model)  # an unknown name fails before anything runs
     result = run_demo(DemoOptions(out=args.out, model=args.model, minutes=args.minutes, retrain=args.retrain,
                                   bench_iters=args.iters, threads=args.threads))

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from edgeseg.cli.args import positive_int
+from edgeseg.cli.args import positive_int, torch_device_or_auto
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help="dataset split (default val)")
     parser.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--boundary", action="store_true", help="also report the boundary F-score")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda for torch (default auto)")
+    parser.add_argument("--device", type=torch_device_or_auto, default="auto",
+                        help="auto, cpu or cuda for torch (default auto)")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
                         help="for a bundle: which backend runs it (default auto = ONNX Runtime)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
@@ -41,7 +42,7 @@ def _evaluate_checkpoint(args, source):
     import torch
 
     from edgeseg.errors import EdgesegError
-    from edgeseg.evaluate import evaluate_model
+    from edgeseg.evaluate import evaluate_model, select_device
     from edgeseg.models import load_model
 
     model, meta, name = load_model(args.model)
@@ -49,8 +50,7 @@ def _evaluate_checkpoint(args, source):
         raise EdgesegError(f"{args.model} predicts {meta.num_classes} classes, {args.data} has {source.num_classes}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = select_device(args.device)
     cm = evaluate_model(model.to(device), source, num_classes=meta.num_classes, mean=meta.mean, std=meta.std,
                         device=device, max_images=args.max_images, boundary=args.boundary, progress=True)
     return cm, meta.classes, name, "torch"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgeseg.cli.args import input_size, positive_int
+from edgeseg.cli.args import fraction, input_size, non_negative_number, positive_int, positive_number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simplify", choices=("onnxsim", "onnxslim", "none"), default="onnxsim")
     parser.add_argument("--num-classes", type=positive_int, help="classes for --model (default 19)")
     parser.add_argument("--data", help="also verify on this dataset's val images (data spec)")
-    parser.add_argument("--min-agreement", type=float, default=0.999,
+    parser.add_argument("--min-agreement", type=fraction, default=0.999,
                         help="minimum ONNX Runtime vs torch label agreement (default 0.999)")
-    parser.add_argument("--max-attention-mb", type=float, default=1024.0, metavar="MB",
+    parser.add_argument("--max-attention-mb", type=positive_number, default=1024.0, metavar="MB",
                         help="refuse deploy sizes whose (H·W)² attention matrix (danet) exceeds this (default 1024)")
     add_crf_arguments(parser)
     add_calibration_arguments(parser)
@@ -69,7 +69,8 @@ def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = 
                        help="Q/DQ tool: onnxruntime.quantization, or NVIDIA Model Optimizer when installed")
     group.add_argument("--eval-data", help="labelled eval set for the gate (default: the calibration dataset's val)")
     group.add_argument("--eval-images", type=positive_int, default=50, help="eval images for the gate (default 50)")
-    group.add_argument("--max-miou-drop", type=float, default=1.0, help="mIoU budget in points (default 1.0)")
+    group.add_argument("--max-miou-drop", type=non_negative_number, default=1.0,
+                       help="mIoU budget in points (default 1.0)")
     group.add_argument("--max-search-steps", type=positive_int, default=8,
                        help="sensitivity search steps (layers left in float double each step)")
 

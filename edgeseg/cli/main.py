@@ -8,12 +8,15 @@ shows the traceback of any failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from edgeseg import __version__
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, one_line
 
 # name -> (module, one-line help). Modules are imported lazily, so `edgeseg models` never loads onnx and
 # `edgeseg run` (later) never loads torch.
@@ -65,13 +68,40 @@ def _selected_command(argv: list[str]) -> str | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, systemd): handled exactly like Ctrl-C, so every staged artifact is
+    cleaned up and every sink closed on the way out."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    with _sigterm_as_interrupt():
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv: list[str]) -> int:
+    from edgeseg.fileio import USER_ERRNOS, os_error
+
     verbose = "-v" in argv or "--verbose" in argv
     try:
         parser = _build_parser(_selected_command(argv))
         args = parser.parse_args(argv)
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr, force=True,
                             format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
         if args.command is None:
             parser.print_help()
@@ -80,15 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     except EdgesegError as exc:
         if verbose:
             raise
-        print(f"edgeseg: error: {exc}", file=sys.stderr)
+        print(f"edgeseg: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("edgeseg: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("edgeseg: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a user error: still one line unless --verbose
         if verbose:
             raise
-        print(f"edgeseg: internal error: {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)",
+        if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:  # a full disk, a read-only folder: the machine's
+            print(f"edgeseg: error: {os_error(exc, verb='cannot access')}", file=sys.stderr)
+            return 1
+        print(f"edgeseg: internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --verbose for the "
+              "traceback)",
               file=sys.stderr)
         return 1
 

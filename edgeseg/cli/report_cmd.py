@@ -12,7 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgeseg.cli.bench_cmd import summary_table
-    from edgeseg.runtime.report import write_merged_report
+    from edgeseg.fileio import check_replaceable, refuse_input_overlap
+    from edgeseg.runtime.report import REPORT_KIND, write_merged_report
+
+    check_replaceable(args.out, REPORT_KIND)
+    refuse_input_overlap(args.out, args.runs)
 
     report = write_merged_report(args.runs, args.out)
     print(summary_table(report))

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(16-bit PNG in mm or .npy in m)")
     parser.add_argument("--sink", default="null",
                         help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="let an OUT.mp4 sink replace an existing file (never the source)")
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                         help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else ONNX Runtime")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
@@ -44,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class StatusLine:
     """A live line on a terminal (FPS, latency, dropped frames); a log line every few seconds otherwise."""
 
-    def __init__(self, stream=sys.stderr, log_every: float = 5.0) -> None:
-        self.stream, self.live = stream, stream.isatty()
+    def __init__(self, stream=None, log_every: float = 5.0) -> None:
+        self.stream = stream if stream is not None else sys.stderr  # the stream at call time, not import time
+        self.live = self.stream.isatty()
         self.log_every, self.last_log = log_every, 0.0
 
     def __call__(self, s: dict) -> None:
@@ -69,7 +72,7 @@ def format_summary(summary: dict) -> str:
 
     head = (f"{summary['frames_out']} of {summary['frames_in']} frames in {summary['seconds']:.1f} s: "
             f"{summary['fps']:.1f} FPS with {summary['streams']} in flight; {summary['dropped']} dropped by the "
-            f"source" + ("; stopped by Ctrl-C" if summary["interrupted"] else ""))
+            f"source" + ("; stopped by a signal (Ctrl-C or SIGTERM)" if summary["interrupted"] else ""))
     rows = [(name, f"{s['mean']:.2f}", f"{s['p50']:.2f}", f"{s['p99']:.2f}")
             for name, s in summary["stages_ms"].items()]
     return head + "\n" + render_table(("stage", "mean ms", "p50 ms", "p99 ms"), rows, right=(1, 2, 3))
@@ -91,11 +94,14 @@ def main(args: argparse.Namespace) -> int:
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.streams) if args.streams > 1 else None)
     if bundle.takes_depth and not args.depth:
         raise EdgesegError(f"{bundle.model['name']} is an RGB-D model: give --depth DIR with an image folder source")
+    if args.depth and not bundle.takes_depth:
+        raise EdgesegError(f"--depth: this bundle ({bundle.model['name']}) takes no depth; it is an RGB model")
     if args.crf and bundle.takes_depth:
         raise EdgesegError("--crf takes RGB models; this bundle is RGB-D")
     source = open_source(args.source, depth_dir=args.depth)
     with source:
-        sink = open_sink(args.sink, palette, source.fps)
+        inputs = [p for p in (args.source, args.depth) if p and os.path.exists(p)]
+        sink = open_sink(args.sink, palette, source.fps, inputs=inputs, overwrite=args.overwrite)
         options = dict(precision=args.precision, threads=threads, device=args.device, streams=args.streams,
                        cuda_graph=args.cuda_graph)
         if args.crf:

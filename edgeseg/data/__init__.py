@@ -47,10 +47,12 @@ def parse_spec(text: str) -> DataSpec:
     parts = rest.split(",")
     depth = [p[len("depth="):] for p in parts if p.startswith("depth=")]
     paths = tuple(Path(p).expanduser() for p in parts if not p.startswith("depth="))
+    comma = " (commas separate the paths of a data spec: a folder whose name has a comma needs a link without one)"
     if kind == "folder" and len(paths) not in (2, 3):
-        raise EdgesegError(f"folder spec needs IMAGES,LABELS[,CLASSES], got {rest!r}")
+        hint = comma if len(paths) > 3 else ""
+        raise EdgesegError(f"folder spec needs IMAGES,LABELS[,CLASSES], got {rest!r}{hint}")
     if kind != "folder" and len(paths) != 1:
-        raise EdgesegError(f"{kind} spec takes one path, got {rest!r}")
+        raise EdgesegError(f"{kind} spec takes one path, got {rest!r}{comma}")
     return DataSpec(kind, paths, depth=Path(depth[-1]).expanduser() if depth else None)
 
 

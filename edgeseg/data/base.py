@@ -17,27 +17,35 @@ from edgeseg.meta import IGNORE_INDEX, default_palette
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    """What PIL raises for a file it cannot decode, a decompression bomb (a small file declaring a huge image)
+    included: every image read in edgeseg turns these into one :class:`EdgesegError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    return OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, MemoryError
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to uint8 H×W×3 RGB; an unreadable file is an :class:`EdgesegError`."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except _decode_errors() as exc:
         raise EdgesegError(f"cannot decode image {path}: {exc}") from exc
 
 
 def read_label(path: str | os.PathLike) -> np.ndarray:
     """Decode a label PNG to uint8 H×W of raw values (palette PNGs give their indices)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             if im.mode not in ("L", "P", "I", "I;16"):
                 raise EdgesegError(f"label {path} is {im.mode}, expected a single-channel or palette PNG")
             arr = np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except _decode_errors() as exc:
         raise EdgesegError(f"cannot decode label {path}: {exc}") from exc
     if arr.max(initial=0) > 255:
         raise EdgesegError(f"label {path} has values above 255")
@@ -114,7 +122,17 @@ class FilePairSource(SegmentationSource):
         if label.shape != image.shape[:2]:
             raise EdgesegError(f"{self.name}: {label_path} is {label.shape[1]}x{label.shape[0]}, its image "
                                f"{image_path} is {image.shape[1]}x{image.shape[0]}")
+        self.check_label(label, label_path)
         return image, label
+
+    def check_label(self, label: np.ndarray, where: object) -> None:
+        """Every value a class index or the ignore index: anything else would crash training mid-run or be
+        scored silently."""
+        bad = (label >= self.num_classes) & (label != self.ignore_index)
+        if bad.any():
+            value = int(label[bad][0])
+            raise EdgesegError(f"{self.name}: {where} has label value {value}, which is not a class "
+                               f"(0-{self.num_classes - 1}) nor the ignore value {self.ignore_index}")
 
     def sample_id(self, index: int) -> str:
         return self.pairs[index][0].stem

@@ -13,7 +13,11 @@ from edgeseg.meta import default_palette
 
 def read_classes_file(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
     names, colours = [], []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgesegError(f"{path}: not UTF-8 text (byte {exc.start}); save the classes file as UTF-8") from None
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -6,6 +6,7 @@ import numpy as np
 
 from edgeseg.data.base import SegmentationSource
 from edgeseg.data.synthetic import CLASSES, DEFAULT_SIZE, PALETTE, TRAIN_SEED0, VAL_SEED0, render_scene
+from edgeseg.errors import EdgesegError
 
 DEFAULT_TRAIN_SIZE = 2000
 VAL_SIZE = 100
@@ -18,6 +19,8 @@ class SyntheticSource(SegmentationSource):
 
     def __init__(self, split: str = "train", count: int | None = None, size: tuple[int, int] = DEFAULT_SIZE):
         super().__init__(CLASSES, PALETTE)
+        if split not in ("train", "val"):
+            raise EdgesegError(f"synthetic scenes have the splits train and val, not {split!r}")
         self.split = split
         self.seed0 = TRAIN_SEED0 if split == "train" else VAL_SEED0
         self.count = count or (DEFAULT_TRAIN_SIZE if split == "train" else VAL_SIZE)

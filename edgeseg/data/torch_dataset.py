@@ -12,13 +12,14 @@ from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
 
 def to_tensor(image: np.ndarray, mean, std) -> torch.Tensor:
     """uint8 H×W×3 RGB → float CHW, scaled to [0, 1] and normalized (the deploy graph does the same)."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    # np.array copies: decoded images are read-only, and torch.from_numpy warns about those
+    x = torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1).div_(255.0)
     return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
 def depth_tensor(depth: np.ndarray) -> torch.Tensor:
     """float32 H×W metres → normalised 1×H×W, as the deploy graph normalises its ``depth`` input."""
-    return (torch.from_numpy(np.ascontiguousarray(depth, np.float32)) - DEPTH_MEAN_M).div_(DEPTH_STD_M)[None]
+    return (torch.from_numpy(np.array(depth, np.float32)) - DEPTH_MEAN_M).div_(DEPTH_STD_M)[None]
 
 
 class TorchSegmentationDataset(Dataset):

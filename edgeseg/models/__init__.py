@@ -51,7 +51,9 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelMeta, str]:
     """Rebuild the model stored in an edgeseg checkpoint: ``(model, meta, name)``."""
     ckpt = load_checkpoint(path)
     if "model" not in ckpt:
-        raise CheckpointError(f"{path} is a bare state dict; use create(name, weights=...) to say which model")
+        raise CheckpointError(f"{path} is a bare state dict (weights only: no model name, classes or "
+                              f"preprocessing), not an edgeseg checkpoint; make one by training from it: edgeseg "
+                              f"train --model NAME --data SPEC --set weights={path}")
     return _create_from(ckpt["model"], ckpt, str(path), None, {}), ckpt["meta"], ckpt["model"]
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import shutil
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from edgeseg.errors import CheckpointError
-from edgeseg.fileio import atomic_path
+from edgeseg.errors import CheckpointError, EdgesegError
+from edgeseg.fileio import atomic_path, os_error
 from edgeseg.meta import ModelMeta
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,38 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, name: str, kwa
         "extra": dict(extra or {}),
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except OSError as exc:
+            raise os_error(exc, path) from exc
+        except RuntimeError as exc:  # torch's C++ writer: "[enforce fail at inline_container.cc:...] ..."
+            raise _write_error(exc, Path(path), _tensor_bytes(payload)) from exc
     return Path(path)
+
+
+def _tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) payload: about what its file takes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _write_error(exc: RuntimeError, path: Path, needed: int) -> EdgesegError:
+    """torch.save's failure as one line: a full disk said so (torch only says "unexpected pos"), else torch's
+    first line."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < max(needed, 1 << 20):
+        return EdgesegError(f"cannot write {path}: no space left on device ({free / 2**20:.1f} MiB free, about "
+                            f"{needed / 2**20:.1f} MiB needed)")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return EdgesegError(f"cannot write {path}: {lines[0] if lines else type(exc).__name__}")
 
 
 def _state(model: nn.Module, compact: bool) -> dict:
@@ -61,27 +94,77 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint (edgeseg format, or a bare state dict such as torchvision's ImageNet weights).
 
     Returns a dict with at least ``state_dict``; edgeseg checkpoints also carry ``model``, ``kwargs``,
-    ``num_classes`` and ``meta`` (a :class:`ModelMeta`). Errors are :class:`CheckpointError`.
+    ``num_classes``, ``extra`` and ``meta`` (a :class:`ModelMeta`). Anything that is not such a file, or an
+    edgeseg checkpoint with a malformed entry, is a :class:`CheckpointError`.
     """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / non-weights files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {p}: {first}") from exc
+    obj = _torch_load(p)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        if obj.get("format_version", 0) > FORMAT_VERSION:
-            raise CheckpointError(f"{p} was written by a newer edgeseg (format {obj['format_version']})")
-        out = dict(obj)
-        out["meta"] = ModelMeta.from_dict(obj["meta"])
-        return out
+        return _checked(obj, p)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if _is_state_dict(obj):
         return {"state_dict": obj}
     raise CheckpointError(f"{p} is neither an edgeseg checkpoint nor a state dict")
+
+
+def _torch_load(p: Path):
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": a second line, not news
+            warnings.simplefilter("ignore")
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(str(os_error(exc, p, verb="cannot read"))) from exc
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            raise CheckpointError(f"cannot read checkpoint {p}: it holds pickled Python objects, not only "
+                                  f"tensors (a whole pickled model?); edgeseg loads weights only, for safety: "
+                                  f"save the model's state_dict instead") from exc
+        raise CheckpointError(f"cannot read checkpoint {p}: not a PyTorch checkpoint file (or a truncated or "
+                              f"damaged one)") from exc
+    except Exception as exc:  # torch raises many types for files that are not checkpoints: KeyError, EOFError,
+        # RuntimeError("PytorchStreamReader failed reading zip archive ..."), ...
+        raise CheckpointError(f"cannot read checkpoint {p}: not a PyTorch checkpoint file (or a truncated or "
+                              f"damaged one)") from exc
+
+
+def _is_state_dict(obj) -> bool:
+    return (isinstance(obj, dict) and bool(obj)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
+
+
+def _checked(obj: dict, p: Path) -> dict:
+    """An edgeseg checkpoint's entries, checked: a malformed one is one line naming it."""
+    version = obj.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{p}: format_version is not a number")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{p} was written by a newer edgeseg (format {version})")
+    out = dict(obj)
+    out.setdefault("kwargs", {})
+    out.setdefault("extra", {})
+    if not isinstance(out.get("model"), str) or not out["model"]:
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: no model name")
+    if not isinstance(out["kwargs"], dict) or not all(isinstance(k, str) for k in out["kwargs"]):
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: kwargs is not a mapping of option names")
+    if not isinstance(out["extra"], dict):
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: extra is not a mapping")
+    if not _is_state_dict(out.get("state_dict")):
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: state_dict is not a mapping of tensors")
+    if "meta" not in obj:
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: no meta (classes, palette, preprocessing)")
+    try:
+        out["meta"] = ModelMeta.from_dict(obj["meta"])
+    except EdgesegError as exc:
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: {exc}") from None
+    num_classes = out.get("num_classes")
+    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
+                                    or num_classes != out["meta"].num_classes):
+        raise CheckpointError(f"{p}: damaged edgeseg checkpoint: num_classes is {num_classes!r}, its meta lists "
+                              f"{out['meta'].num_classes} classes")
+    return out
 
 
 def load_state(model: nn.Module, state_dict: dict, *, source: str = "checkpoint",

@@ -1,10 +1,17 @@
-"""Training configuration: one dataclass, loadable from YAML (optional) and overridable by ``key=value``."""
+"""Training configuration: one dataclass, loadable from YAML (optional) and overridable by ``key=value``.
+
+Values enter from three places (a config file, ``--set key=value``, a resumed run's ``config.json``); each
+passes through :func:`apply_overrides` (conversion to the field's type) and :meth:`TrainConfig.validate`
+(ranges), so a bad value is one clear line before any data is read.
+"""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +22,10 @@ from edgeseg.errors import EdgesegError
 SYNTHETIC_CPU_RECIPE = dict(data="synthetic", crop=(128, 256), scales=(0.75, 1.5), batch_size=16, optimizer="adamw",
                             lr=3e-3, weight_decay=1e-4, loss="ohem", warmup=20, val_every=10**9,
                             checkpoint_every=10**9, workers=2, seed=0)
+
+MIN_CROP = 16
+MAX_SIDE = 8192  # as edgeseg.cli.args.input_size: an 8K frame; more is a typo
+MAX_SCALE = 10.0
 
 
 @dataclass
@@ -42,6 +53,7 @@ class TrainConfig:
     aux_weight: float | None = None  # None: the model's own (its paper's; 1.0 unless stated)
     class_weights: list[float] | None = None
     teacher: str | None = None  # checkpoint of a teacher for knowledge distillation
+    weights: str | None = None  # a checkpoint or bare state dict of the same model to start from (fine-tuning)
     kd_temperature: float = 1.0
     kd_weight: float = 1.0
     kd_pairwise_weight: float = 0.0
@@ -57,52 +69,215 @@ class TrainConfig:
     sync_bn: bool = True
     log_every: int = 20
 
-    def validate(self) -> None:
+    def validate(self) -> TrainConfig:
+        """Check every value (types and ranges); a bad one raises :class:`EdgesegError` naming the key.
+
+        Does not change the config (see :meth:`resolved` for the defaults that depend on the data)."""
+        for name in _STR:
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise EdgesegError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in _OPT_STR:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise EdgesegError(f"{name} must be a file path, got {value!r}")
         if self.optimizer not in ("sgd", "adamw"):
             raise EdgesegError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.loss not in ("ce", "ohem", "relax"):
             raise EdgesegError(f"loss must be ce, ohem or relax, got {self.loss!r}")
-        for name in ("iters", "batch_size", "accumulate", "checkpoint_every", "val_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise EdgesegError(f"{name} must be at least 1")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise EdgesegError(f"unknown device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        for name, low in _INT.items():
+            _check_int(name, getattr(self, name), low)
+        if self.val_max_images is not None:
+            _check_int("val_max_images", self.val_max_images, 1)
+        if self.seed >= 2**32:
+            raise EdgesegError(f"seed must be below 2**32, got {self.seed}")
+        for name, (low, high, open_low) in _FLOAT.items():
+            _check_number(name, getattr(self, name), low, high, open_low)
+        if self.aux_weight is not None:
+            _check_number("aux_weight", self.aux_weight, 0.0, None, False)
+        if self.max_minutes is not None:
+            _check_number("max_minutes", self.max_minutes, 0.0, None, True)
+        for name in _BOOL:
+            if not isinstance(getattr(self, name), bool):
+                raise EdgesegError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        _check_model_kwargs(self.model_kwargs)
+        if self.crop is not None:
+            _check_crop(self.crop)
+        if self.scales is not None:
+            _check_scales(self.scales)
+        if self.class_weights is not None:
+            _check_class_weights(self.class_weights)
+        return self
+
+    def resolved(self) -> TrainConfig:
+        """A validated copy with the data-dependent defaults (``crop``, ``scales``) filled in."""
+        self.validate()
         synthetic = self.data.startswith("synthetic")
-        if self.crop is None:
-            self.crop = (128, 256) if synthetic else (512, 1024)
-        if self.scales is None:
-            self.scales = (0.75, 1.5) if synthetic else (0.5, 2.0)
-        if min(self.crop) < 16:
-            raise EdgesegError(f"crop must be at least 16x16, got {self.crop}")
+        crop = tuple(self.crop) if self.crop is not None else ((128, 256) if synthetic else (512, 1024))
+        scales = tuple(self.scales) if self.scales is not None else ((0.75, 1.5) if synthetic else (0.5, 2.0))
+        return dataclasses.replace(self, crop=crop, scales=scales, model_kwargs=dict(self.model_kwargs))
 
     def to_dict(self) -> dict:
+        """The config as plain JSON-able values (what ``config.json`` and checkpoints store)."""
         return dataclasses.asdict(self)
 
 
-def _coerce(name: str, value, current):
-    """Convert a YAML/CLI value to the type of the field's current value."""
-    if name == "crop" and isinstance(value, str):
-        value = value.lower().replace("x", ",").split(",")
-    if name == "crop" and isinstance(value, (list, tuple)):
-        return tuple(int(v) for v in value)
-    if name == "scales" and isinstance(value, (list, tuple)):
-        return tuple(float(v) for v in value)
-    if isinstance(current, tuple) and isinstance(value, (list, tuple)):
-        return tuple(type(current[0])(v) for v in value)
-    if isinstance(current, bool) and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(current, (int, float)) and not isinstance(current, bool) and value is not None:
+# Field kinds: the converter (apply_overrides) and the validator share them.
+_STR = ("model", "data", "train_split", "val_split", "out", "optimizer", "loss", "device")
+_OPT_STR = ("teacher", "weights")
+_INT = {"iters": 1, "batch_size": 1, "warmup": 0, "accumulate": 1, "checkpoint_every": 1, "val_every": 1,
+        "workers": 0, "seed": 0, "log_every": 1}
+_OPT_INT = ("val_max_images",)
+# name -> (low, high, low excluded)
+_FLOAT = {"lr": (0.0, None, True), "momentum": (0.0, 1.0, False), "weight_decay": (0.0, None, False),
+          "jitter": (0.0, 1.0, False), "poly_power": (0.0, None, False), "kd_temperature": (0.0, None, True),
+          "kd_weight": (0.0, None, False), "kd_pairwise_weight": (0.0, None, False)}
+_OPT_FLOAT = ("aux_weight", "max_minutes")
+_BOOL = ("amp", "sync_bn")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise EdgesegError(f"{name} must be a whole number, got {value!r}")
+    if value < low:
+        raise EdgesegError(f"{name} must be at least {low}, got {value}")
+
+
+def _check_number(name: str, value, low: float, high: float | None, open_low: bool) -> None:
+    if not _is_number(value) or not math.isfinite(value):
+        raise EdgesegError(f"{name} must be a finite number, got {value!r}")
+    if (value <= low if open_low else value < low) or (high is not None and value > high):
+        bound = f"{'above' if open_low else 'at least'} {low:g}" + (f" and at most {high:g}" if high is not None
+                                                                     else "")
+        raise EdgesegError(f"{name} must be {bound}, got {value:g}")
+
+
+def _check_model_kwargs(kwargs) -> None:
+    if not isinstance(kwargs, dict):
+        raise EdgesegError(f"model_kwargs must be a mapping such as {{'backbone': 'resnet18'}}, got {kwargs!r}")
+    for key in kwargs:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise EdgesegError(f"model_kwargs: {key!r} is not a keyword name")
+        if key == "num_classes":
+            raise EdgesegError("model_kwargs: num_classes is not a model option here; it comes from the data")
+
+
+def _check_crop(crop) -> None:
+    if (not isinstance(crop, (list, tuple)) or len(crop) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in crop)):
+        raise EdgesegError(f"crop must be HxW (two whole numbers), got {crop!r}")
+    if min(crop) < MIN_CROP or max(crop) > MAX_SIDE:
+        raise EdgesegError(f"crop sides must be {MIN_CROP} to {MAX_SIDE}, got {crop[0]}x{crop[1]}")
+
+
+def _check_scales(scales) -> None:
+    if (not isinstance(scales, (list, tuple)) or len(scales) != 2
+            or not all(_is_number(v) and math.isfinite(v) for v in scales)):
+        raise EdgesegError(f"scales must be two numbers (smallest, largest), got {scales!r}")
+    low, high = scales
+    if not 0 < low <= high <= MAX_SCALE:
+        raise EdgesegError(f"scales must be two increasing numbers above 0 and at most {MAX_SCALE:g}, got "
+                           f"({low:g}, {high:g})")
+
+
+def _check_class_weights(weights) -> None:
+    if (not isinstance(weights, (list, tuple)) or not weights
+            or not all(_is_number(v) and math.isfinite(v) and v >= 0 for v in weights)):
+        raise EdgesegError(f"class_weights must be a list of numbers of at least 0, one per class, got {weights!r}")
+    if not any(weights):
+        raise EdgesegError("class_weights are all 0: at least one class must count")
+
+
+def _split(value) -> list:
+    """A list value given as text (``--set crop=256,512``): split on commas or ``x``."""
+    return [v for v in re.split(r"\s*[,xX×]\s*", value.strip().strip("[]()")) if v] if isinstance(value, str) else value
+
+
+def _to_int(name: str, value) -> int:
+    if isinstance(value, bool):
+        raise EdgesegError(f"{name} expects a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise EdgesegError(f"{name} expects a whole number, got {value!r}")
+
+
+def _to_float(name: str, value) -> float:
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
         try:
-            return type(current)(value)
-        except (TypeError, ValueError):
-            raise EdgesegError(f"{name} expects a {type(current).__name__}, got {value!r}") from None
+            return float(value)
+        except ValueError:
+            pass
+    raise EdgesegError(f"{name} expects a number, got {value!r}")
+
+
+def _to_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise EdgesegError(f"{name} expects true or false, got {value!r}")
+
+
+def _coerce(name: str, value):
+    """Convert a YAML/JSON/CLI value to the field's type; a value that does not convert is refused."""
+    optional = name in _OPT_INT or name in _OPT_FLOAT or name in _OPT_STR or name in ("crop", "scales",
+                                                                                        "class_weights")
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if optional:
+            return None
+        raise EdgesegError(f"{name} cannot be empty")
+    if name in _INT or name in _OPT_INT:
+        return _to_int(name, value)
+    if name in _FLOAT or name in _OPT_FLOAT:
+        return _to_float(name, value)
+    if name in _BOOL:
+        return _to_bool(name, value)
+    if name in _STR or name in _OPT_STR:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise EdgesegError(f"{name} expects text, got {value!r}")
+        return str(value)
+    if name == "crop":
+        parts = [value, value] if isinstance(value, int) and not isinstance(value, bool) else _split(value)
+        if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+            raise EdgesegError(f"crop expects HxW, e.g. 512x1024, got {value!r}")
+        return tuple(_to_int("crop", v) for v in parts)
+    if name == "scales":
+        parts = _split(value)
+        if not isinstance(parts, (list, tuple)) or len(parts) != 2:
+            raise EdgesegError(f"scales expects two numbers, e.g. [0.5, 2.0], got {value!r}")
+        return tuple(_to_float("scales", v) for v in parts)
+    if name == "class_weights":
+        parts = _split(value)
+        if not isinstance(parts, (list, tuple)):
+            raise EdgesegError(f"class_weights expects a list of numbers, got {value!r}")
+        return [_to_float("class_weights", v) for v in parts]
+    if name == "model_kwargs":
+        _check_model_kwargs(value)
+        return dict(value)
     return value
 
 
 def apply_overrides(config: TrainConfig, values: dict) -> TrainConfig:
+    """Set ``values`` (from a file, ``--set`` or a stored config) on ``config``, each converted to its field's
+    type; an unknown key or a value that does not convert raises :class:`EdgesegError`."""
     names = {f.name for f in dataclasses.fields(config)}
     for key, value in values.items():
         if key not in names:
             raise EdgesegError(f"unknown config key {key!r}; valid keys: {', '.join(sorted(names))}")
-        setattr(config, key, _coerce(key, value, getattr(config, key)))
+        setattr(config, key, _coerce(key, value))
     return config
 
 
@@ -115,25 +290,55 @@ def parse_set(items: list[str]) -> dict:
             raise EdgesegError(f"--set expects key=value, got {item!r}")
         try:
             value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             value = raw
         out[key.strip()] = value
     return out
 
 
+def _line_of(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1
+
+
 def load_config_file(path: str | Path) -> dict:
+    """The mapping of config keys in a YAML (``.yaml``/``.yml``) or JSON file; a file that does not parse is
+    one line naming the file and the line."""
     p = Path(path)
     if not p.is_file():
         raise EdgesegError(f"config file {p} not found")
-    text = p.read_text(encoding="utf-8")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        from edgeseg.fileio import os_error
+
+        raise os_error(exc, p, verb="cannot read") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EdgesegError(f"{p}: line {_line_of(raw, exc.start)}: not UTF-8 text; save the config as UTF-8") \
+            from None
     if p.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             raise EdgesegError("reading a YAML config needs PyYAML: pip install pyyaml") from None
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise EdgesegError(f"{p}: {where}not valid YAML ({problem})") from None
+        except RecursionError:
+            raise EdgesegError(f"{p}: not valid YAML (nested too deeply)") from None
+        data = {} if data is None else data
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EdgesegError(f"{p}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise EdgesegError(f"{p}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
-        raise EdgesegError(f"{p}: expected a mapping of config keys")
+        raise EdgesegError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
     return data

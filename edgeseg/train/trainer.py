@@ -1,7 +1,14 @@
-"""The training loop: optimizer, poly LR with warm-up, AMP, accumulation, validation, checkpoints, resume."""
+"""The training loop: optimizer, poly LR with warm-up, AMP, accumulation, validation, checkpoints, resume.
+
+A run folder holds what :data:`RUN_FILES` names and nothing is written there before the first checkpoint:
+``config.json`` comes with it and ``metrics.jsonl`` is appended at each checkpoint, so the log never runs
+ahead of what a checkpoint holds. A run that fails before its first checkpoint leaves nothing behind; one
+that is interrupted (Ctrl-C, SIGTERM) saves ``last.pt`` at the iteration reached, for ``--resume``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -16,11 +23,12 @@ from edgeseg.data import open_dataset
 from edgeseg.data.torch_dataset import TorchSegmentationDataset
 from edgeseg.data.transforms import train_transforms
 from edgeseg.errors import CheckpointError, EdgesegError
-from edgeseg.evaluate import evaluate_model
-from edgeseg.fileio import write_text_atomic
+from edgeseg.evaluate import evaluate_model, select_device
+from edgeseg.fileio import os_error, write_text_atomic
 from edgeseg.meta import ModelMeta
 from edgeseg.metrics import scores_from_confusion
-from edgeseg.models import create, load_checkpoint, load_model, model_info, save_checkpoint
+from edgeseg.models import create, load_checkpoint, load_model, load_state, model_info, save_checkpoint
+from edgeseg.models.registry import check_model_kwargs
 from edgeseg.progress import Progress
 from edgeseg.train import distributed
 from edgeseg.train.config import TrainConfig
@@ -29,7 +37,30 @@ from edgeseg.train.sampler import ResumableSampler
 from edgeseg.train.schedule import poly_warmup
 
 log = logging.getLogger(__name__)
-LAST, BEST = "last.pt", "best.pt"
+LAST, BEST, METRICS, CONFIG = "last.pt", "best.pt", "metrics.jsonl", "config.json"
+RUN_FILES = (LAST, BEST, METRICS, CONFIG)  # all a run writes into its folder: --overwrite removes only these
+
+
+def check_run_folder(out: str | Path, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse, before any work, a run folder that is a file, one that holds another run (unless ``resume`` or
+    ``overwrite``), or ``resume`` without a ``last.pt``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgesegError(f"--out {out} exists and is not a folder; give a folder for the run")
+    if resume and overwrite:
+        raise EdgesegError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    for name in RUN_FILES:
+        if (out / name).is_dir():
+            raise EdgesegError(f"{out / name} is a folder, which edgeseg did not write; move it or choose another "
+                               f"--out")
+    if resume:
+        if not (out / LAST).is_file():
+            raise CheckpointError(f"--resume: {out / LAST} not found")
+        return
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if present and not overwrite:
+        raise EdgesegError(f"{out} already holds a training run ({', '.join(present)}): continue it with --resume, "
+                           f"replace it with --overwrite, or choose another --out")
 
 
 def _rng_state() -> dict:
@@ -51,25 +82,32 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _select_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EdgesegError("--device cuda asked for, but torch sees no CUDA device")
-    return device
-
-
 class Trainer:
     """Trains ``config.model`` on ``config.data`` and writes ``last.pt``, ``best.pt``, ``metrics.jsonl`` and
-    ``config.json`` into ``config.out``. ``resume=True`` continues bit-for-bit from ``out/last.pt``."""
+    ``config.json`` into ``config.out``. ``resume=True`` continues bit-for-bit from ``out/last.pt``;
+    ``overwrite=True`` replaces an earlier run there (its files only, when this run writes its first checkpoint).
+    ``config`` itself is not changed: ``self.config`` is its resolved copy."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
-        config.validate()
-        model_info(config.model)  # an unknown model fails before any data is touched
+    def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
+        config = config.resolved()
+        model_info(config.model)  # an unknown model (or option) fails before any data is touched
+        check_model_kwargs(config.model, config.model_kwargs)
+        check_run_folder(config.out, resume=resume, overwrite=overwrite)
+        for key in ("teacher",) if resume else ("teacher", "weights"):  # a resumed run has its own weights
+            path = getattr(config, key)
+            if path is not None and not Path(path).is_file():
+                raise CheckpointError(f"{key}: checkpoint {path} not found")
         self.config = config
         self.out = Path(config.out)
-        device = _select_device(config.device)
+        self.overwrite = overwrite
+        self._created_out = not self.out.exists()  # a failed run removes the folder only when it made it
+        self._pending: list[str] = []  # metrics.jsonl lines not yet written (they go with the next checkpoint)
+        self._published = False  # whether this run has written a checkpoint (and config.json)
+        # RNG state and model buffers (BatchNorm statistics) at the start of the step in progress: what an
+        # interrupted step is rolled back to
+        self._step_start: tuple[dict, dict] | None = None
+        self._mutating = False  # inside the optimizer update: a checkpoint now would be inconsistent
+        device = select_device(config.device)
         self.ctx = distributed.init_from_env(device.type)
         if device.type == "cuda" and self.ctx.enabled:
             device = torch.device("cuda", self.ctx.local_rank)
@@ -80,6 +118,9 @@ class Trainer:
         self.train_source = open_dataset(config.data, config.train_split)
         self.val_source = open_dataset(config.data, config.val_split)
         self.num_classes = self.train_source.num_classes
+        if config.class_weights is not None and len(config.class_weights) != self.num_classes:
+            raise EdgesegError(f"class_weights has {len(config.class_weights)} values, the data has "
+                               f"{self.num_classes} classes")
         first_image, _ = self.val_source[0]
         self.meta = ModelMeta(classes=self.train_source.classes, palette=self.train_source.palette,
                               input_size=tuple(first_image.shape[:2]))
@@ -87,7 +128,8 @@ class Trainer:
         torch.manual_seed(config.seed + self.ctx.rank)
         np.random.seed(config.seed + self.ctx.rank)
         random.seed(config.seed + self.ctx.rank)
-        self.model = create(config.model, num_classes=self.num_classes, **config.model_kwargs).to(device)
+        self.model = create(config.model, num_classes=self.num_classes, weights=None if resume else config.weights,
+                            **config.model_kwargs).to(device)
         self.teacher = self._load_teacher() if config.teacher else None
         criterion = build_criterion(config.loss, self.num_classes, config.class_weights).to(device)
         aux_weight = config.aux_weight if config.aux_weight is not None else getattr(self.model, "aux_weight", 1.0)
@@ -138,16 +180,21 @@ class Trainer:
             raise CheckpointError(f"--resume: {path} not found")
         ckpt = load_checkpoint(path)
         state = ckpt.get("extra", {}).get("train_state")
-        if state is None or ckpt.get("model") != self.config.model:
+        if not isinstance(state, dict) or ckpt.get("model") != self.config.model:
             raise CheckpointError(f"--resume: {path} is not a training checkpoint of {self.config.model}")
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.iteration = int(state["iteration"])
-        self.best_miou = float(state["best_miou"])
-        rng = state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0]
-        _set_rng_state(rng)
+        load_state(self.model, ckpt["state_dict"], source=f"--resume: {path}")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.iteration = int(state["iteration"])
+            self.best_miou = float(state["best_miou"])
+            rng = state["rng"][self.ctx.rank] if self.ctx.rank < len(state["rng"]) else state["rng"][0]
+            _set_rng_state(rng)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"--resume: the training state in {path} is damaged or does not fit this "
+                                  f"config ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                                  ) from exc
         log.info("resumed from %s at iteration %d", path, self.iteration)
 
     def _loader(self) -> DataLoader:
@@ -168,18 +215,36 @@ class Trainer:
     # -- checkpoints and logs ------------------------------------------------------------------------------
     def _log(self, record: dict) -> None:
         if self.ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            self._pending.append(json.dumps(record) + "\n")
 
     def _save(self, name: str, extra: dict) -> None:
-        if self.ctx.is_main:
-            save_checkpoint(self.out / name, self.model, name=self.config.model, kwargs=self.config.model_kwargs,
-                            meta=self.meta, extra={"config": self.config.to_dict(), **extra})
+        """Write checkpoint ``name``; the first one of a run also writes ``config.json`` (and, with
+        ``overwrite``, removes the earlier run's other files); the log lines so far follow it."""
+        if not self.ctx.is_main:
+            return
+        save_checkpoint(self.out / name, self.model, name=self.config.model, kwargs=self.config.model_kwargs,
+                        meta=self.meta, extra={"config": self.config.to_dict(), **extra})
+        if not self._published:
+            self._published = True
+            if self.overwrite:
+                for stale in (LAST, BEST, METRICS):
+                    if stale != name:
+                        try:
+                            (self.out / stale).unlink(missing_ok=True)
+                        except OSError as exc:
+                            raise os_error(exc, self.out / stale, verb="cannot remove") from exc
+            write_text_atomic(self.out / CONFIG, json.dumps(self.config.to_dict(), indent=2) + "\n")
+        if self._pending:
+            try:
+                with open(self.out / METRICS, "a", encoding="utf-8") as f:
+                    f.write("".join(self._pending))
+            except OSError as exc:
+                raise os_error(exc, self.out / METRICS) from exc
+            self._pending.clear()
 
-    def _save_last(self) -> None:
-        rng = [_rng_state()]
-        if self.ctx.enabled:
+    def _save_last(self, rng_state: dict | None = None, gather: bool = True) -> None:
+        rng = [rng_state or _rng_state()]
+        if self.ctx.enabled and gather:
             gathered = [None] * self.ctx.world_size
             torch.distributed.all_gather_object(gathered, rng[0])
             rng = gathered
@@ -189,6 +254,7 @@ class Trainer:
             "rng": rng}})
 
     def validate(self) -> dict:
+        """Score the val split (``val_max_images`` of it); a new best mIoU writes ``best.pt``."""
         c = self.config
         cm = evaluate_model(self.model, self.val_source, num_classes=self.num_classes, mean=self.meta.mean,
                             std=self.meta.std, device=self.device, max_images=c.val_max_images,
@@ -230,6 +296,7 @@ class Trainer:
                 parts_sum[k] = parts_sum.get(k, 0.0) + float(v) / c.accumulate
         if not np.isfinite(parts_sum["loss"]):
             raise EdgesegError(f"loss became {parts_sum['loss']} at iteration {self.iteration}; lower --lr")
+        self._mutating = True
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -239,18 +306,19 @@ class Trainer:
     def run(self, stop_at: int | None = None) -> dict:
         """Train to ``config.iters`` (or ``stop_at``, or ``max_minutes``); returns the last validation."""
         c = self.config
-        if self.ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.out / "config.json", json.dumps(c.to_dict(), indent=2) + "\n")
         end = min(c.iters, stop_at) if stop_at is not None else c.iters
-        batches = iter(self._loader())
+        start = self.iteration
         bar = Progress(c.iters, f"train {c.model}", start=self.iteration, enabled=self.ctx.is_main)
         t0 = time.monotonic()
         last_val: dict = {}
+        interrupted = False
         try:
+            batches = iter(self._loader())
             while self.iteration < end:
+                self._step_start = (_rng_state(), {k: v.detach().clone() for k, v in self.model.named_buffers()})
                 parts = self._step([next(batches) for _ in range(c.accumulate)])
                 self.iteration += 1
+                self._step_start, self._mutating = None, False
                 lr = self.optimizer.param_groups[0]["lr"]
                 bar.update(loss=parts["loss"], lr=lr)
                 if self.iteration % c.log_every == 0 or self.iteration == end:
@@ -265,7 +333,47 @@ class Trainer:
                 if timed_out:
                     log.info("time budget of %.1f min reached at iteration %d", c.max_minutes, self.iteration)
                     break
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (edgeseg.cli.main raises it as a KeyboardInterrupt)
+            interrupted = True
+            raise
+        except BaseException:
+            self._discard()
+            raise
         finally:
             bar.close()
+            if interrupted:
+                self._save_interrupted(start)
+                self._discard()
         distributed.barrier(self.ctx)
         return last_val
+
+    def _save_interrupted(self, start: int) -> None:
+        """Keep the progress of an interrupted run: ``last.pt`` at the iteration reached (no collectives: the
+        other ranks are being interrupted too)."""
+        if not self.ctx.is_main or self.iteration == start:
+            return
+        path = self.out / LAST
+        if self._mutating:
+            log.warning("interrupted while updating the weights: %s not updated", path)
+            return
+        rng = None
+        if self._step_start is not None:  # interrupted in a forward or backward pass: undo what it changed
+            rng, buffers = self._step_start
+            with torch.no_grad():
+                for key, buffer in self.model.named_buffers():
+                    buffer.copy_(buffers[key])
+        try:
+            self._save_last(rng_state=rng, gather=False)
+        except EdgesegError as exc:
+            log.warning("interrupted, and %s could not be saved: %s", path, exc)
+            return
+        log.warning("interrupted: saved %s at iteration %d; continue with --resume", path, self.iteration)
+
+    def _discard(self) -> None:
+        """A run that stops before its first checkpoint leaves nothing: its log lines are dropped and the run
+        folder is removed when this run made it (and it is empty)."""
+        self._pending.clear()
+        if self._published or not self.ctx.is_main or not self._created_out:
+            return
+        with contextlib.suppress(OSError):
+            self.out.rmdir()

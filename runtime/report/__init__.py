@@ -7,10 +7,10 @@ from pathlib import Path
 
 from edgeseg.fileio import staged_dir
 from edgeseg.runtime.bench import BenchResult
-from edgeseg.runtime.report.document import REPORT_JSON, build_report, load_report, merge_reports
+from edgeseg.runtime.report.document import REPORT_JSON, REPORT_KIND, build_report, load_report, merge_reports
 
-__all__ = ["REPORT_JSON", "build_report", "load_report", "merge_reports", "write_bench_report", "write_merged_report",
-           "write_report_files"]
+__all__ = ["REPORT_JSON", "REPORT_KIND", "build_report", "load_report", "merge_reports", "write_bench_report",
+           "write_merged_report", "write_report_files"]
 
 
 def write_report_files(out: Path, report: dict) -> dict[str, Path]:
@@ -27,7 +27,7 @@ def write_report_files(out: Path, report: dict) -> dict[str, Path]:
 
 def write_bench_report(result: BenchResult, out: str | Path) -> dict:
     """The report folder of one bench run, written whole or not at all."""
-    with staged_dir(out, marker=REPORT_JSON) as tmp:
+    with staged_dir(out, REPORT_KIND) as tmp:
         report = build_report(result, tmp)
         write_report_files(tmp, report)
     return report
@@ -35,7 +35,7 @@ def write_bench_report(result: BenchResult, out: str | Path) -> dict:
 
 def write_merged_report(run_dirs: list[str | Path], out: str | Path) -> dict:
     """One comparison report from several report folders, written whole or not at all."""
-    with staged_dir(out, marker=REPORT_JSON) as tmp:
+    with staged_dir(out, REPORT_KIND) as tmp:
         report = merge_reports(run_dirs, tmp)
         write_report_files(tmp, report)
     return report

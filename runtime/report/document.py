@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from edgeseg.errors import EdgesegError
-from edgeseg.fileio import read_json_document
+from edgeseg.fileio import FolderKind, inside, read_json_document
 from edgeseg.runtime.bench import BenchResult
 from edgeseg.runtime.overlay import save_label_png
 from edgeseg.runtime.stats import pareto_front
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 FORMAT = "edgeseg-bench-report"
 FORMAT_VERSION = 1
 REPORT_JSON = "report.json"
+# What edgeseg may replace as a report folder: one holding only what a report writes.
+REPORT_KIND = FolderKind(REPORT_JSON, FORMAT, "edgeseg bench report",
+                         lambda _: ("report.md", "report.html", "samples", "predictions", "runs"))
 # mIoU differences under 0.01 points are noise (fp16 vs fp32 differ by a few pixels): ties on the front
 FRONT_TOLERANCE = 1e-4
 
@@ -96,12 +99,49 @@ def load_report(run_dir: str | Path) -> dict:
     path = Path(run_dir) / REPORT_JSON
     if not path.is_file():
         raise EdgesegError(f"{run_dir} is not a bench report folder: no {REPORT_JSON}")
-    return read_json_document(path, FORMAT, FORMAT_VERSION, "edgeseg bench report")
+    report = read_json_document(path, FORMAT, FORMAT_VERSION, "edgeseg bench report")
+    check_report(report, path)
+    return report
+
+
+def check_report(report: dict, where: str | Path) -> None:
+    """The structure merging and rendering rely on; a report edited by hand gets one line saying what is off."""
+    def bad(what: str) -> EdgesegError:
+        return EdgesegError(f"{where}: {what}; write it again with edgeseg bench --report")
+
+    runs, rows = report.get("runs"), report.get("rows")
+    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+        raise bad("no runs")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise bad("no rows")
+    for run in runs:
+        samples = run.get("samples", [])
+        if not isinstance(run.get("id"), str) or not isinstance(run.get("label"), str):
+            raise bad("a run without id or label")
+        if not isinstance(samples, list) or not all(
+                isinstance(s, dict) and all(isinstance(v, str) for v in s.values()) for s in samples):
+            raise bad(f"run {run['id']}: samples must be a list of file names")
+    ids = {run["id"] for run in runs}
+    for row in rows:
+        if not all(isinstance(row.get(k), str) for k in ("id", "run", "model", "precision", "backend", "artifact")):
+            raise bad("a row without id, run, model, precision, backend or artifact")
+        if row["run"] not in ids:
+            raise bad(f"row {row['id']} names run {row['run']!r}, which the report does not have")
+        overlays, accuracy = row.get("overlays", []), row.get("accuracy")
+        if not isinstance(overlays, list) or not all(isinstance(o, str) for o in overlays):
+            raise bad(f"row {row['id']}: overlays must be a list of file names")
+        if accuracy is not None and not (isinstance(accuracy, dict) and isinstance(accuracy.get("miou"), (int, float))):
+            raise bad(f"row {row['id']}: accuracy without a numeric miou")
+        if not isinstance((row.get("throughput") or {}).get("fps"), (int, float)):
+            raise bad(f"row {row['id']}: throughput without a numeric fps")
+        latency = row.get("latency_ms")
+        if not (isinstance(latency, dict) and all(isinstance(latency.get(k), (int, float)) for k in ("p50", "p99"))):
+            raise bad(f"row {row['id']}: latency_ms without numeric p50 and p99")
 
 
 def _copy_file(src_dir: Path, rel: str, out: Path, prefix: str) -> str:
-    src = src_dir / rel
-    dest = f"{prefix}/{rel}"
+    src = inside(src_dir, rel, str(src_dir / REPORT_JSON))  # paths in a report are untrusted
+    dest = f"{prefix}/{Path(rel).as_posix()}"
     if not src.is_file():
         raise EdgesegError(f"{src} is listed in {src_dir / REPORT_JSON} but missing")
     (out / dest).parent.mkdir(parents=True, exist_ok=True)
