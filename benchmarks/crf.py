@@ -29,12 +29,12 @@ from edgeseg.crf.convcrf import ConvCRF
 from edgeseg.crf.params import CRFParams
 from edgeseg.crf.quality import weak_logits
 from edgeseg.data.synthetic import CLASSES, VAL_SEED0, render_scene
-from edgeseg.export.crf import LOGITS, CRFGraph
-from edgeseg.export.deploy import INPUT_NAME
+from edgeseg.export.crf import CRFGraph
 from edgeseg.export.onnx_export import export_module
 from edgeseg.fileio import write_text_atomic
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix, scores_from_confusion
 from edgeseg.progress import Progress
+from edgeseg.runtime.bundle import INPUT_NAME, LOGITS
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.texttable import render_table
 

@@ -18,10 +18,10 @@ import tempfile
 from pathlib import Path
 
 from edgeseg.calibration.pipeline import CalibrationOptions
-from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.fileio import write_text_atomic
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.texttable import render_table
+from edgeseg.workflow import export_with_variants
 
 log = logging.getLogger("benchmarks.int8")
 HERE = Path(__file__).resolve().parent
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  method=method, eval_images=args.eval_images,
                                                  max_miou_drop=args.max_miou_drop)
                 out = Path(tmp) / f"{name}_{method}"
-                bundle = export_bundle(out, checkpoint=str(args.checkpoints / f"{name}.pt"),
-                                       options=ExportOptions(calibration=calibration))
+                bundle = export_with_variants(out, checkpoint=str(args.checkpoints / f"{name}.pt"),
+                                              calibration=calibration)
                 m = bundle.manifest
                 sensitivity = out / "sensitivity.json"
                 steps = json.loads(sensitivity.read_text())["steps"] if sensitivity.is_file() else []

@@ -1,4 +1,4 @@
-"""edgeseg.calibration: calibration readers, Q/DQ quantization, TensorRT calibration cache (issue 5).
+"""edgeseg.calibration: calibration readers, Q/DQ quantization, TensorRT calibration cache.
 
 Installed as ``edgeseg.calibration`` (setuptools ``package-dir``).
 """

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeseg.export.graph import topological_sort
 from edgeseg.fileio import atomic_path
+from edgeseg.onnxgraph import topological_sort
 
 KEEP_FP32 = ["ReduceMean", "GlobalAveragePool", "Softmax", "ArgMax", "Cast"]
 

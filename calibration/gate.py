@@ -4,13 +4,14 @@ than the budget, leave the most sensitive layers in float, greedily, until it fi
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from edgeseg.data.base import SegmentationSource
-from edgeseg.export.graph import with_outputs
 from edgeseg.metrics import scores_from_confusion
+from edgeseg.onnxgraph import with_outputs
 from edgeseg.runtime.evaluate import evaluate_runner
 from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
@@ -18,14 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def score_onnx(path: str | Path, source: SegmentationSource, num_classes: int, *, max_images: int | None = None,
-               threads: int | None = None, reference: list[np.ndarray] | None = None):
-    """mIoU (and friends) of an ONNX file; with ``reference`` predictions, the label agreement with them.
-    Returns ``(scores, predictions)``."""
+               threads: int | None = None, reference: list[np.ndarray] | None = None, mode: str = "stretch"):
+    """mIoU (and friends) of an ONNX file, its images fitted by the bundle's resize ``mode``; with ``reference``
+    predictions, the label agreement with them. Returns ``(scores, predictions)``."""
     predictions: list[np.ndarray] = []
     latencies: list[float] = []
     with OnnxRuntimeRunner(path, threads=threads) as runner:
         cm = evaluate_runner(runner, source, num_classes=num_classes, max_images=max_images,
-                             on_prediction=lambda _, p: predictions.append(p), latencies=latencies)
+                             on_prediction=lambda _, p: predictions.append(p), latencies=latencies, mode=mode)
     scores = scores_from_confusion(cm.matrix)
     scores["bytes"] = Path(path).stat().st_size
     scores["median_latency_ms"] = float(np.median(latencies))
@@ -33,6 +34,17 @@ def score_onnx(path: str | Path, source: SegmentationSource, num_classes: int, *
         same = sum(int((p == r).sum()) for p, r in zip(predictions, reference))
         scores["label_agreement"] = same / sum(r.size for r in reference)
     return scores, predictions
+
+
+def gate_verdict(variants: dict, budget: float) -> dict:
+    """The accuracy gate over every scored variant (fp32, fp16, int8 alike): ``{"passed", "over_budget"}``,
+    where ``over_budget`` maps each variant whose ``miou_drop`` (mIoU points) exceeds ``budget`` (points) to
+    its drop. A drop that is not a number (nothing scored) is over any budget: an unmeasured variant never
+    passes."""
+    if not isinstance(budget, (int, float)) or math.isnan(budget):
+        raise ValueError(f"the mIoU budget must be a number of points, got {budget!r}")
+    over = {name: v["miou_drop"] for name, v in variants.items() if not v["miou_drop"] <= budget}
+    return {"passed": not over, "over_budget": over}
 
 
 def _conv_outputs(model) -> dict[str, str]:

@@ -16,11 +16,13 @@ from pathlib import Path
 
 from edgeseg.calibration.cache import DEFAULT_VERSION, write_cache
 from edgeseg.calibration.fp16 import convert_fp16
-from edgeseg.calibration.gate import layer_sensitivity, score_onnx
+from edgeseg.calibration.gate import gate_verdict, layer_sensitivity, score_onnx
 from edgeseg.calibration.qdq import amax_from_qdq, quantize_qdq, tensor_amax
-from edgeseg.calibration.readers import DATA_KINDS, load_calibration_set
+from edgeseg.calibration.readers import load_calibration_set
+from edgeseg.data import is_data_spec
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import make_file_readable, write_text_atomic
+from edgeseg.metrics import miou_drop_points
 from edgeseg.progress import Progress
 from edgeseg.runtime.bundle import open_bundle
 
@@ -71,7 +73,7 @@ def _eval_source(options: CalibrationOptions, num_classes: int):
     from edgeseg.data import open_dataset
 
     spec = options.eval_data
-    if spec is None and options.calib_data and options.calib_data.startswith(DATA_KINDS):
+    if spec is None and options.calib_data and is_data_spec(options.calib_data):
         spec = options.calib_data  # its val split: held out from the calibration images (train split)
     if spec is None:
         log.warning("no labelled eval set (--eval-data): the accuracy gate cannot run")
@@ -80,10 +82,6 @@ def _eval_source(options: CalibrationOptions, num_classes: int):
     if source.num_classes != num_classes:
         raise EdgesegError(f"eval set {spec} has {source.num_classes} classes, the model {num_classes}")
     return source
-
-
-def _drop(fp32: dict, variant: dict) -> float:
-    return round(100 * (fp32["miou"] - variant["miou"]), 3)
 
 
 def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
@@ -95,7 +93,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
         raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
     calib = (load_calibration_set(options.calib_data, bundle.input_size, count=options.calib_size,
                                   seed=options.seed, depth=bundle.takes_depth,
-                                  depth_dir=options.calib_depth) if options.int8 else None)
+                                  depth_dir=options.calib_depth, mode=bundle.resize_mode) if options.int8 else None)
     source = _eval_source(options, num_classes)
     steps = 1 + options.fp16 + options.int8
     bar = Progress(steps, "calibrate", log_interval=0)
@@ -103,7 +101,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     reference = None
     if source is not None:
         variants["fp32"], reference = score_onnx(fp32_path, source, num_classes, max_images=options.eval_images,
-                                                 threads=options.threads)
+                                                 threads=options.threads, mode=bundle.resize_mode)
         variants["fp32"].update(file=fp32_path.name, miou_drop=0.0, label_agreement=1.0)
     bar.update(stage="fp32 scored")
 
@@ -111,8 +109,8 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
         if source is None:
             return {"file": name, "bytes": (bundle.root / name).stat().st_size}
         result, _ = score_onnx(bundle.root / name, source, num_classes, max_images=options.eval_images,
-                               threads=options.threads, reference=reference)
-        return {**result, "file": name, "miou_drop": _drop(variants["fp32"], result)}
+                               threads=options.threads, reference=reference, mode=bundle.resize_mode)
+        return {**result, "file": name, "miou_drop": miou_drop_points(variants["fp32"]["miou"], result["miou"])}
 
     if options.fp16:
         info = convert_fp16(fp32_path, bundle.root / FILES["fp16"])
@@ -127,8 +125,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     gate = {"max_miou_drop": options.max_miou_drop, "eval_data": None if source is None else source.name,
             "eval_images": None if source is None else min(len(source), options.eval_images or len(source))}
     if source is not None:
-        over = {k: v["miou_drop"] for k, v in variants.items() if v["miou_drop"] > options.max_miou_drop}
-        gate.update(passed=not over, over_budget=over)
+        gate.update(gate_verdict(variants, options.max_miou_drop))
     else:
         gate.update(passed=None)
     bundle.manifest["variants"] = variants
@@ -184,14 +181,3 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
     }
     return result, steps
 
-
-def check_cache_identity(root: str | Path) -> None:
-    """Refuse a ``calib.cache`` made for another ONNX file or deploy size (a stale cache is never reused)."""
-    bundle = open_bundle(root)
-    identity = bundle.manifest.get("calibration", {}).get("identity")
-    if identity is None:
-        raise EdgesegError(f"{bundle.root}: no calibration recorded; run edgeseg calibrate")
-    fp32 = bundle.find("onnx", "fp32") or "model.onnx"
-    if identity["onnx_sha256"] != bundle.entry(fp32)["sha256"] or list(bundle.input_size) != identity["input_size"]:
-        raise EdgesegError(f"{bundle.root}/calib.cache was made for another model or size; rerun edgeseg calibrate")
-    bundle.path("calib.cache")

@@ -1,11 +1,13 @@
 """Q/DQ INT8 quantization with onnxruntime.quantization, in the form TensorRT 10 and 11 build from.
 
-TensorRT target: int8 activations and weights, symmetric (zero point 0), per-channel weights (Conv axis 0,
-ConvTranspose axis 1), bias left in float, a dedicated Q/DQ pair per consumer, and nothing quantized after the
-last convolution (the final Resize, ArgMax and casts stay in float so labels are not computed from int8-rounded
-logits). CPU target: uint8 activations with int8 weights, the layout ONNX Runtime's x86 and ARM kernels run
-fastest. Tensor ranges are computed once per calibration set and cached (JSON), so re-quantizing with other
-layers excluded during the sensitivity search costs no new calibration.
+TensorRT target: int8 activations and weights, symmetric (zero point 0), per-channel weights over the output
+channels (Conv axis 0, ConvTranspose axis 1, Gemm and MatMul the output features: ONNX Runtime's own choice,
+which ignores ``QDQOpTypePerChannelSupportToAxis`` for Conv and ConvTranspose), bias left in float, a dedicated
+Q/DQ pair per consumer, and nothing quantized after the last convolution (the final Resize, ArgMax and casts
+stay in float so labels are not computed from int8-rounded logits). CPU target: uint8 activations with int8
+weights, the layout ONNX Runtime's x86 and ARM kernels run fastest. Tensor ranges are computed once per
+calibration set and cached (JSON), so re-quantizing with other layers excluded during the sensitivity search
+costs no new calibration.
 """
 
 from __future__ import annotations
@@ -84,7 +86,6 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
                  "minmax": CalibrationMethod.MinMax}[method]
     options = {"ActivationSymmetric": target == "tensorrt", "WeightSymmetric": True, "QuantizeBias": False,
                "AddQDQPairToWeight": target == "tensorrt", "DedicatedQDQPair": target == "tensorrt",
-               "QDQOpTypePerChannelSupportToAxis": {"Conv": 0, "ConvTranspose": 1},
                "CalibPercentile": percentile, "CalibTensorRangeSymmetric": target == "tensorrt"}
     activation = QuantType.QInt8 if target == "tensorrt" else QuantType.QUInt8
     if not Path(ranges_cache).is_file():

@@ -16,26 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeseg.data import is_data_spec
 from edgeseg.data.base import IMAGE_SUFFIXES, read_image
-from edgeseg.data.depth import DEPTH_INPUT
+from edgeseg.data.geometry import DEFAULT_RESIZE, frame_to_input, map_to_input
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.preprocess import resize_image, resize_labels
+from edgeseg.runtime.bundle import DEPTH_INPUT
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v")
-DATA_KINDS = ("cityscapes:", "camvid:", "voc:", "ade20k:", "folder:", "synthetic")
-
-
-def fit_to_size(image: np.ndarray, size: tuple[int, int], resize=resize_image) -> np.ndarray:
-    """Resize so the image covers ``size`` keeping its aspect ratio, then centre-crop: what a camera frame
-    of another aspect goes through before the deploy graph. Depth maps pass ``resize=resize_labels``."""
-    h, w = size
-    ih, iw = image.shape[:2]
-    scale = max(h / ih, w / iw)
-    rh, rw = max(h, round(ih * scale)), max(w, round(iw * scale))
-    resized = resize(image, (rh, rw))
-    y, x = (rh - h) // 2, (rw - w) // 2
-    return np.ascontiguousarray(resized[y:y + h, x:x + w])
 
 
 @dataclass
@@ -63,18 +51,20 @@ class CalibrationSet:
             yield feed
 
 
-def _from_dataset(spec: str, size, count: int | None, seed: int, split: str, depth: bool) -> CalibrationSet:
+def _from_dataset(spec: str, size, count: int | None, seed: int, split: str, depth: bool,
+                  mode: str) -> CalibrationSet:
     from edgeseg.data import open_dataset
     source = open_dataset(spec, split)
     order = np.random.default_rng(seed).permutation(len(source))[: count or len(source)]
     if not depth:
-        return CalibrationSet([fit_to_size(source[int(i)][0], size) for i in order], f"{spec} ({split})")
+        return CalibrationSet([frame_to_input(source[int(i)][0], size, mode) for i in order], f"{spec} ({split})")
     samples = [source.rgbd(int(i)) for i in order]
-    return CalibrationSet([fit_to_size(s[0], size) for s in samples], f"{spec} ({split})",
-                          depths=[fit_to_size(s[2], size, resize_labels) for s in samples])
+    return CalibrationSet([frame_to_input(s[0], size, mode) for s in samples], f"{spec} ({split})",
+                          depths=[map_to_input(s[2], size, mode) for s in samples])
 
 
-def _from_folder(root: Path, size, count: int | None, seed: int, depth_dir: Path | None) -> CalibrationSet:
+def _from_folder(root: Path, size, count: int | None, seed: int, depth_dir: Path | None,
+                 mode: str) -> CalibrationSet:
     from edgeseg.data.depth import find_depth, read_depth
 
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -88,16 +78,16 @@ def _from_folder(root: Path, size, count: int | None, seed: int, depth_dir: Path
         if count and len(images) >= count:
             break
         try:
-            image = fit_to_size(read_image(files[i]), size)
+            image = frame_to_input(read_image(files[i]), size, mode)
             if depth_dir is not None:
-                depths.append(fit_to_size(read_depth(find_depth(depth_dir, files[i].stem)), size, resize_labels))
+                depths.append(map_to_input(read_depth(find_depth(depth_dir, files[i].stem)), size, mode))
             images.append(image)
         except EdgesegError:
             skipped.append(str(files[i]))
     return CalibrationSet(images, str(root), skipped, depths if depth_dir is not None else None)
 
 
-def _from_video(path: Path, size, count: int | None, every: int) -> CalibrationSet:
+def _from_video(path: Path, size, count: int | None, every: int, mode: str) -> CalibrationSet:
     try:
         import cv2
     except ImportError:
@@ -115,7 +105,7 @@ def _from_video(path: Path, size, count: int | None, every: int) -> CalibrationS
                 if frame is None or frame.size == 0:
                     failures += 1
                 else:
-                    images.append(fit_to_size(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size))
+                    images.append(frame_to_input(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size, mode))
             index += 1
     finally:
         capture.release()
@@ -125,14 +115,16 @@ def _from_video(path: Path, size, count: int | None, every: int) -> CalibrationS
 
 def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None = None, seed: int = 0,
                          every: int = 10, split: str = "train", depth: bool = False,
-                         depth_dir: str | Path | None = None) -> CalibrationSet:
-    """Read up to ``count`` calibration images (seeded shuffle) from a data spec, folder or video file.
+                         depth_dir: str | Path | None = None, mode: str = DEFAULT_RESIZE) -> CalibrationSet:
+    """Read up to ``count`` calibration images (seeded shuffle) from a data spec, folder or video file, fitted
+    to the deploy ``size`` by the bundle's resize ``mode`` exactly as the runtime fits frames
+    (:func:`edgeseg.data.geometry.frame_to_input`).
 
     ``depth`` (an RGB-D model): depth maps come with a data spec (its ``rgbd``) or, for an image folder, from
     ``depth_dir`` paired by file stem; a video has none.
     """
-    if spec.startswith(DATA_KINDS):
-        calib = _from_dataset(spec, size, count, seed, split, depth)
+    if is_data_spec(spec):
+        calib = _from_dataset(spec, size, count, seed, split, depth, mode)
     else:
         path = Path(spec)
         if depth and path.is_dir() and depth_dir is None:
@@ -142,9 +134,9 @@ def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None 
             raise EdgesegError("an RGB-D model cannot calibrate on a video (no depth); use a data spec or an "
                                "image folder with --calib-depth DIR")
         if path.is_dir():
-            calib = _from_folder(path, size, count, seed, Path(depth_dir) if depth_dir is not None else None)
+            calib = _from_folder(path, size, count, seed, Path(depth_dir) if depth_dir is not None else None, mode)
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            calib = _from_video(path, size, count, every)
+            calib = _from_video(path, size, count, every, mode)
         elif path.exists():
             raise EdgesegError(f"calibration: {path} is neither an image folder nor a video "
                                f"({', '.join(VIDEO_SUFFIXES)})")

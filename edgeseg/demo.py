@@ -99,12 +99,13 @@ def export_stage(options: DemoOptions, checkpoint: Path) -> tuple[Path, bool | N
         log.info("reusing the bundle exported from this checkpoint: %s", bundle_dir)
     else:
         from edgeseg.calibration.pipeline import CalibrationOptions
-        from edgeseg.export.pipeline import ExportOptions, export_bundle
+        from edgeseg.export.pipeline import ExportOptions
+        from edgeseg.workflow import export_with_variants
 
         calibration = CalibrationOptions(calib_data=DATA, calib_size=options.calib_images, eval_data=DATA,
                                          eval_images=options.gate_images, threads=options.threads)
-        export_bundle(bundle_dir, checkpoint=str(checkpoint),
-                      options=ExportOptions(data=DATA, calibration=calibration))
+        export_with_variants(bundle_dir, checkpoint=str(checkpoint), options=ExportOptions(data=DATA),
+                             calibration=calibration)
     gate = open_bundle(bundle_dir).manifest.get("gate", {})
     return bundle_dir, gate.get("passed")
 
@@ -112,9 +113,9 @@ def export_stage(options: DemoOptions, checkpoint: Path) -> tuple[Path, bool | N
 def engine_stage(bundle: Path) -> list[str]:
     """Where TensorRT is usable: build the fp16 and int8 engines (kept in the bundle) so the bench covers them.
     A failed build is logged and the demo goes on without that engine."""
+    from edgeseg.runtime.backends import backend_missing
     from edgeseg.runtime.build import build_engine
     from edgeseg.runtime.engine_plan import BuildOptions
-    from edgeseg.runtime.load import backend_missing
 
     if (reason := backend_missing("tensorrt")) is not None:
         log.info("no TensorRT engines: %s", reason)

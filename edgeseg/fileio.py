@@ -16,8 +16,8 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,11 @@ TMP_TAG = "edgeseg-tmp"
 _TMP_PID = re.compile(rf"\.{TMP_TAG}-(\d+)-")
 
 
-def _temp_prefix(target: Path) -> str:
-    return f".{target.name}.{TMP_TAG}-{os.getpid()}-"
+def temp_path(target: str | os.PathLike, suffix: str = "") -> Path:
+    """A fresh temporary name beside ``target`` (not created): the caller creates it inside the ``try`` whose
+    ``finally`` removes it, so an interruption at any point (Ctrl-C, SIGTERM) leaves nothing behind."""
+    target = Path(target)
+    return target.parent / f".{target.name}.{TMP_TAG}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,11 +80,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def make_dir_readable(path: str | os.PathLike) -> None:
-    """``mkdtemp`` makes 0700 folders; give a published folder the usual permissions."""
-    os.chmod(path, 0o777 & ~_umask())
 
 
 def make_file_readable(path: str | os.PathLike) -> None:
@@ -136,16 +134,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     target = Path(path)
     if target.is_dir():
         raise EdgesegError(f"cannot write {target}: it is a folder")
+    tmp_path = temp_path(target, suffix)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(target)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=suffix, dir=target.parent)
-    except OSError as exc:
-        raise os_error(exc, target) from exc
-    os.close(fd)
-    tmp_path = Path(tmp)
-    make_file_readable(tmp_path)
-    try:
+        os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies
         yield tmp_path
         os.replace(tmp_path, target)
     except OSError as exc:
@@ -213,15 +206,12 @@ def staged_dir(out: str | os.PathLike, kind: FolderKind) -> Iterator[Path]:
     out = Path(out)
     check_replaceable(out, kind)
     parent = out.resolve().parent
+    tmp = temp_path(parent / out.name)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(out)
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out), dir=parent))
-    except OSError as exc:
-        raise os_error(exc, out) from exc
-    try:
+        tmp.mkdir()
         yield tmp
-        make_dir_readable(tmp)
         check_replaceable(out, kind)
         _swap_in(tmp, out, parent)
     except OSError as exc:
@@ -235,7 +225,8 @@ def _swap_in(tmp: Path, out: Path, parent: Path) -> None:
     if not out.exists():
         os.replace(tmp, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=_temp_prefix(out), dir=parent))
+    old = temp_path(parent / out.name)
+    old.mkdir()
     os.replace(out, old / out.name)
     try:
         os.replace(tmp, out)
@@ -255,15 +246,12 @@ def staged_update(folder: str | os.PathLike, kind: FolderKind) -> Iterator[Path]
     if kind.read_marker(folder) is None:
         raise EdgesegError(f"{folder} is not an {kind.what} (no valid {kind.marker})")
     parent = folder.resolve().parent
+    tmp = temp_path(parent / folder.name)
     try:
         clean_stale_temps(folder)
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(folder), dir=parent))
-    except OSError as exc:
-        raise os_error(exc, folder) from exc
-    try:
+        tmp.mkdir()
         copy_tree(folder, tmp)
         yield tmp
-        make_dir_readable(tmp)
         if kind.read_marker(folder) is None:
             raise EdgesegError(f"{folder} changed while edgeseg was working on it; nothing was replaced")
         _swap_in(tmp, folder, parent)

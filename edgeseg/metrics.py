@@ -42,6 +42,13 @@ class ConfusionMatrix:
         return scores_from_confusion(self.matrix)
 
 
+def miou_drop_points(reference_miou: float, miou: float) -> float:
+    """How many mIoU points (percent, not a fraction) ``miou`` lost against ``reference_miou``, rounded to
+    3 decimals: 0.8000 against 0.7900 is 1.0. Negative when ``miou`` is better. The one definition behind the
+    calibration gate's ``miou_drop`` and the bench report's."""
+    return round(100 * (reference_miou - miou), 3)
+
+
 def scores_from_confusion(matrix: np.ndarray) -> dict:
     """Pixel accuracy, mean class accuracy, per-class IoU, mIoU and frequency-weighted IoU."""
     m = np.asarray(matrix, dtype=np.float64)

@@ -13,14 +13,14 @@ from torch import nn
 
 from edgeseg.crf.convcrf import ConvCRF
 from edgeseg.crf.params import CRFParams
-from edgeseg.export.deploy import INPUT_NAME, DeployModel
 from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import export_module, export_onnx
 from edgeseg.export.verify import require_agreement, verify_onnx
+from edgeseg.models.deploy import DeployModel
+from edgeseg.runtime.bundle import INPUT_NAME, LOGITS
 
 log = logging.getLogger(__name__)
 STANDALONE, FUSED = "crf.onnx", "model.crf.onnx"
-LOGITS = "logits"
 
 
 class CRFGraph(nn.Module):

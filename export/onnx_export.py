@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
 from edgeseg.export.trt_support import OPSET_RANGE
 from edgeseg.fileio import atomic_path
+from edgeseg.models.deploy import DeployModel
+from edgeseg.runtime.bundle import DEPTH_INPUT, INPUT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def export_onnx(deploy: DeployModel, path: str | Path, *, input_size: tuple[int,
                 dynamic_batch: bool = False, opset: int = 18, exporter: str = "dynamo") -> int:
     """Write ``deploy`` as ONNX to ``path`` (atomically); returns the opset actually written.
 
-    Spatial size is always static (see ARCHITECTURE §4: dynamic H/W can freeze pooling silently); the batch
+    Spatial size is always static (dynamic H/W lets exporters freeze pooling at the export shape silently); the batch
     is static unless ``dynamic_batch``.
     """
     h, w = input_size

@@ -7,23 +7,23 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg import __version__
-from edgeseg.calibration.pipeline import CalibrationOptions, calibrate_bundle
 from edgeseg.crf.params import CRFParams
+from edgeseg.data.geometry import DEFAULT_RESIZE, MAX_SIDE, RESIZE_MODES, frame_to_input, map_to_input
 from edgeseg.errors import EdgesegError
-from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
 from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import check_opset, export_onnx
 from edgeseg.export.verify import require_agreement, verify_onnx
 from edgeseg.fileio import atomic_path, check_replaceable, staged_dir
 from edgeseg.meta import ModelMeta
 from edgeseg.models import create, load_model, model_info, save_checkpoint
-from edgeseg.runtime.bundle import BUNDLE_KIND, Bundle, open_bundle, sha256_file
+from edgeseg.models.deploy import DeployModel, is_rgbd
+from edgeseg.runtime.bundle import BUNDLE_KIND, LOGITS, Bundle, open_bundle, sha256_file, takes_depth, tensor_specs
 from edgeseg.runtime.environment import package_versions
-from edgeseg.runtime.preprocess import MAX_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ExportOptions:
     data: str | None = None
     data_images: int = 8
     num_classes: int | None = None
-    calibration: CalibrationOptions | None = None  # FP16 / INT8 variants and the accuracy gate
+    resize: str = DEFAULT_RESIZE  # how frames of another size are fitted: stretch, letterbox or crop
     crf: CRFParams | None = None  # ConvCRF: crf.onnx and model.crf.onnx; the model also outputs logits
     max_attention_mb: float = 1024.0  # refuse sizes whose (H·W)² attention matrix (DANet) exceeds this
 
@@ -57,6 +57,8 @@ class ExportOptions:
             raise EdgesegError(f"max_attention_mb must be a positive number, got {self.max_attention_mb}")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise EdgesegError(f"batch must be a positive whole number, got {self.batch!r}")
+        if self.resize not in RESIZE_MODES:
+            raise EdgesegError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}")
         if self.input_size is not None and (len(self.input_size) != 2 or not all(
                 isinstance(v, int) and 8 <= v <= MAX_SIDE for v in self.input_size)):
             raise EdgesegError(f"input_size must be (H, W) with sides 8-{MAX_SIDE}, got {self.input_size}")
@@ -110,52 +112,43 @@ def _resolve_model(model_name: str | None, checkpoint: str | None, num_classes: 
     return model, ModelMeta.default(model.num_classes, info.input_size), model_name, {"checkpoint": None}
 
 
-def _data_images(spec: str, count: int, size: tuple[int, int], depth: bool) -> tuple[list, list | None]:
-    """Verification images (and depth maps for an RGB-D model) from the val split, at the deploy size."""
+def _data_images(spec: str, count: int, size: tuple[int, int], depth: bool,
+                 mode: str) -> tuple[list, list | None]:
+    """Verification images (and depth maps for an RGB-D model) from the val split, fitted to the deploy size
+    as the runtime will fit them."""
     from edgeseg.data import open_dataset
-    from edgeseg.runtime.preprocess import resize_image, resize_labels
 
     source = open_dataset(spec, "val")
     indices = range(min(count, len(source)))
     if not depth:
-        return [resize_image(source[i][0], size) for i in indices], None
+        return [frame_to_input(source[i][0], size, mode) for i in indices], None
     samples = [source.rgbd(i) for i in indices]
-    return [resize_image(s[0], size) for s in samples], [resize_labels(s[2], size) for s in samples]
-
-
-def _input_specs(names: tuple[str, ...], batch_dim, size: tuple[int, int]) -> list[dict]:
-    specs = [{"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "color": "RGB",
-              "shape": [batch_dim, size[0], size[1], 3]}]
-    if DEPTH_INPUT in names:
-        specs.append({"name": DEPTH_INPUT, "dtype": "float32", "layout": "NHW", "unit": "metres",
-                      "shape": [batch_dim, size[0], size[1]]})
-    return specs
+    return [frame_to_input(s[0], size, mode) for s in samples], [map_to_input(s[2], size, mode) for s in samples]
 
 
 def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, checkpoint: str | None = None,
-                  options: ExportOptions | None = None) -> Bundle:
+                  options: ExportOptions | None = None, then: Callable[[Path], None] | None = None) -> Bundle:
     """Export, simplify, lint and verify; write ``out/`` with ``model.onnx``, ``model.pt``, ``manifest.json``
     and ``verify.json``. Fails (leaving no partial bundle) when label agreement is below the minimum or the
-    lint finds errors."""
+    lint finds errors. ``then(folder)`` runs on the finished bundle before it replaces ``out`` (the CLI adds
+    the precision variants there: the bundle appears whole, variants included, or not at all)."""
     opts = options or ExportOptions()
     check_replaceable(out, BUNDLE_KIND)  # before minutes of work, and again when the bundle is swapped in
     check_opset(opts.opset, opts.exporter)
-    if opts.calibration is not None and opts.calibration.int8 and not opts.calibration.calib_data:
-        raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
     model, meta, name, source = _resolve_model(model_name, checkpoint, opts.num_classes)
     size = tuple(opts.input_size or meta.input_size or model_info(name).input_size)
     check_input_size(name, size, batch=opts.batch, max_attention_mb=opts.max_attention_mb)
     meta.input_size = size
     outputs = tuple(opts.outputs)
     if opts.crf is not None:
-        if getattr(model, "in_channels", 3) != 3:
+        if is_rgbd(model):
             raise EdgesegError(f"--crf takes RGB models; {name} is RGB-D (its CRF would need the depth too)")
         opts.crf.validate().check_size(size)
-        if "logits" not in outputs:
-            outputs += ("logits",)  # the chained CRF (crf.onnx) and the dense CRF read the model's logits
+        if LOGITS not in outputs:
+            outputs += (LOGITS,)  # the chained CRF (crf.onnx) and the dense CRF read the model's logits
     deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=outputs)
-    images, depths = (_data_images(opts.data, opts.data_images, size, len(deploy.inputs) > 1) if opts.data
-                      else (None, None))
+    images, depths = (_data_images(opts.data, opts.data_images, size, takes_depth(deploy.inputs), opts.resize)
+                      if opts.data else (None, None))
     out = Path(out)
     with staged_dir(out, BUNDLE_KIND) as tmp:
         t0 = time.perf_counter()
@@ -170,17 +163,15 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
             f.write_text(json.dumps(verification, indent=2) + "\n")
         bundle = Bundle(tmp, {})
         batch_dim = "batch" if opts.dynamic_batch else opts.batch
+        inputs, output_specs = tensor_specs(deploy.inputs, outputs, batch_dim, size, meta.num_classes)
         bundle.manifest.update({
             "model": {"name": name, "num_classes": meta.num_classes, "classes": meta.classes,
                       "palette": [list(c) for c in meta.palette], "mean": list(meta.mean), "std": list(meta.std),
                       "ignore_index": meta.ignore_index, "paper": model_info(name).paper},
             "source": source,
-            "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "color": "RGB",
-                      "shape": [batch_dim, size[0], size[1], 3], "size": list(size)},
-            "inputs": _input_specs(deploy.inputs, batch_dim, size),
-            "outputs": [{"name": o, "dtype": "uint8" if o == "labels" else "float32",
-                         "shape": [batch_dim, size[0], size[1]] if o == "labels"
-                         else [batch_dim, meta.num_classes, size[0], size[1]]} for o in outputs],
+            "input": {"size": list(size), "batch": batch_dim, "resize": opts.resize},
+            "inputs": inputs,
+            "outputs": output_specs,
             "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
                      "export_seconds": round(export_s, 2)},
             "verification": {k: verification[k] for k in VERIFICATION_KEYS if k in verification}
@@ -188,7 +179,6 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
             "lint": {"errors": len(lint.errors), "warnings": len(lint.warnings), "node_count": lint.node_count},
             "versions": {"edgeseg": __version__, **package_versions(("torch", "onnx", "onnxruntime", "onnxsim",
                                                                       "onnxslim", "numpy"))},
-            "engines": {},
         })
         bundle.add_file("model.onnx", "onnx", precision="fp32")
         bundle.add_file("model.pt", "checkpoint", precision="fp32")
@@ -203,8 +193,8 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
             bundle.add_file("crf.onnx", "crf", precision="fp32")
             bundle.add_file("model.crf.onnx", "onnx-crf", precision="fp32")
         bundle.save()
-        if opts.calibration is not None:
-            calibrate_bundle(tmp, opts.calibration)
+        if then is not None:
+            then(tmp)
             bundle = open_bundle(tmp)
     log.info("bundle written to %s (label agreement %.4f%%)", out, 100 * verification["label_agreement"])
     return Bundle(out, bundle.manifest)

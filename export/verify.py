@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from edgeseg.errors import EdgesegError
-from edgeseg.export.deploy import DEPTH_INPUT, INPUT_NAME, DeployModel
-from edgeseg.export.graph import with_outputs
+from edgeseg.models.deploy import DeployModel
+from edgeseg.onnxgraph import with_outputs
+from edgeseg.runtime.bundle import DEPTH_INPUT, INPUT_NAME, takes_depth
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
     rng = np.random.default_rng(seed)
     h, w = input_size
     checks = []
-    rgbd = DEPTH_INPUT in deploy.inputs
+    rgbd = takes_depth(deploy.inputs)
     if rgbd and images and (depths is None or len(depths) != len(images)):
         raise ValueError("an RGB-D model needs one depth map per verification image")
     for b in batch_sizes(model):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from edgeseg.data.base import SegmentationSource
+from edgeseg.data.geometry import DEFAULT_RESIZE, labels_to_frame
 from edgeseg.errors import EdgesegError
 from edgeseg.meta import default_palette
 from edgeseg.metrics import scores_from_confusion
@@ -33,10 +34,9 @@ from edgeseg.runtime.bench_plan import Target, plan_targets
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.runtime.evaluate import evaluate_runner
-from edgeseg.runtime.feeds import image_geometry, make_feed, takes_depth
+from edgeseg.runtime.feeds import image_geometry, make_feed, specs_take_depth
 from edgeseg.runtime.load import load_runner
 from edgeseg.runtime.memory import PeakMemory
-from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 from edgeseg.runtime.stats import latency_stats, throughput_fps
 
@@ -89,14 +89,15 @@ def _batch_and_size(runner: Runner, wanted: int | None) -> tuple[int, tuple[int,
 
 def _timing_depths(runner: Runner, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Seeded random depth maps (0-10 m) at each frame's size for an RGB-D runner's timing runs; else none."""
-    if not takes_depth(runner.inputs()):
+    if not specs_take_depth(runner.inputs()):
         return []
     rng = np.random.default_rng(0)
     return [rng.uniform(0.0, 10.0, frame.shape[:2]).astype(np.float32) for frame in frames]
 
 
 def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int, size: tuple[int, int],
-                    warmup: int, iters: int, progress: Progress | None = None) -> dict[str, list[float]]:
+                    warmup: int, iters: int, progress: Progress | None = None,
+                    mode: str = DEFAULT_RESIZE) -> dict[str, list[float]]:
     """Per-iteration milliseconds: ``latency`` (the runner's), ``preprocess``, ``inference``, ``transfer``
     (only when the runner reports h2d/d2h), ``postprocess`` and ``end_to_end``."""
     depths = _timing_depths(runner, frames)
@@ -107,14 +108,14 @@ def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int,
         picks = [(i * batch + j) % len(frames) for j in range(batch)]
         chosen = [frames[k] for k in picks]
         t0 = time.perf_counter()
-        feed = make_feed(specs, chosen, size, [depths[k] for k in picks] if depths else None)
+        feed = make_feed(specs, chosen, size, [depths[k] for k in picks] if depths else None, mode)
         t1 = time.perf_counter()
         out = runner.infer(feed)
         t2 = time.perf_counter()
         if "labels" not in out:
             raise EdgesegError(f"{runner.name} has no 'labels' output (outputs: {', '.join(out)})")
         for labels, frame in zip(out["labels"], chosen):
-            resize_labels(np.asarray(labels, np.uint8), frame.shape[:2])
+            labels_to_frame(np.asarray(labels, np.uint8), frame.shape[:2], mode)
         t3 = time.perf_counter()
         if i >= warmup:
             stages = runner.last_stages_ms
@@ -162,6 +163,11 @@ def _timing_frames(source: SegmentationSource | None, count: int, size: tuple[in
     return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(count)]
 
 
+def _resize_mode(target: Target) -> str:
+    """How the target's bundle fits frames (a lone ONNX file: the default)."""
+    return open_bundle(target.bundle).resize_mode if target.bundle is not None else DEFAULT_RESIZE
+
+
 def _model_classes(target: Target, source: SegmentationSource | None) -> tuple[list[str], list]:
     if target.bundle is not None:
         model = open_bundle(target.bundle).model
@@ -184,6 +190,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                  keep: int = 0) -> tuple[dict, list[np.ndarray]]:
     """Measure one target; returns its report row and the first ``keep`` predicted label maps."""
     classes, palette = _model_classes(target, source)
+    mode = _resize_mode(target)
     kept: list[np.ndarray] = []
     with PeakMemory() as memory:
         t0 = time.perf_counter()
@@ -197,9 +204,9 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
             bar = Progress(steps, f"bench {target.label}", enabled=settings.progress)
             try:
                 samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
-                                          iters=settings.iters, progress=bar)
+                                          iters=settings.iters, progress=bar, mode=mode)
                 depths = _timing_depths(runner, frames[:batch])
-                feed = make_feed(runner.inputs(), frames[:batch], size, depths or None)
+                feed = make_feed(runner.inputs(), frames[:batch], size, depths or None, mode)
                 throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
                                                 progress=bar)
             finally:
@@ -214,7 +221,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                         kept.append(labels)
 
                 cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=settings.max_images,
-                                     progress=settings.progress, on_prediction=collect)
+                                     progress=settings.progress, on_prediction=collect, mode=mode)
                 scores = scores_from_confusion(cm.matrix)
                 accuracy = {"data": settings.data, "split": settings.split, "images": len(seen),
                             "miou": scores["miou"], "pixel_acc": scores["pixel_acc"],

@@ -12,17 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.backends import BACKENDS as BACKEND_TABLE
+from edgeseg.runtime.backends import PRECISIONS, backend_missing, backend_of_kind, backend_of_suffix
 from edgeseg.runtime.bundle import is_bundle, open_bundle
-from edgeseg.runtime.load import backend_missing
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("onnxruntime", "tensorrt", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")
-# the bundle file kind each backend runs
-KIND_OF_BACKEND = {"onnxruntime": "onnx", "tensorrt": "engine", "torch": "checkpoint"}
-BACKEND_OF_KIND = {kind: backend for backend, kind in KIND_OF_BACKEND.items()}
-_SUFFIX_KIND = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
+BACKENDS = tuple(BACKEND_TABLE)
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ def _candidates(path: Path, torch_fp16: bool = False) -> tuple[str, Path | None,
         chosen = None if path.is_dir() else path.name
         found = []
         for name, entry in sorted(bundle.files.items()):
-            backend = BACKEND_OF_KIND.get(entry.get("kind"))
+            backend = backend_of_kind(entry.get("kind"))
             if backend is None or (chosen is not None and name != chosen):
                 continue
             found.append((backend, entry.get("precision", "fp32"), bundle.root / name))
@@ -65,10 +61,10 @@ def _candidates(path: Path, torch_fp16: bool = False) -> tuple[str, Path | None,
         if chosen is not None and not found:
             raise EdgesegError(f"{path} is not a model file of its bundle (ONNX, engine or checkpoint)")
         return bundle.model.get("name", bundle.root.name), bundle.root, found
-    kind = _SUFFIX_KIND.get(path.suffix)
-    if kind is None:
+    lone = backend_of_suffix(path.suffix)
+    if lone is None or lone == "torch":
         raise EdgesegError(f"{path}: expected a bundle folder, an .onnx file or a TensorRT engine")
-    return path.stem.split(".")[0], None, [(BACKEND_OF_KIND[kind], _precision_from_name(path.name), path)]
+    return path.stem.split(".")[0], None, [(lone, _precision_from_name(path.name), path)]
 
 
 def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: str = "all",
@@ -103,7 +99,7 @@ def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: 
         if not chosen:
             order = sorted(found, key=lambda f: (BACKENDS.index(f[0]), PRECISIONS.index(f[1])
                                                  if f[1] in PRECISIONS else len(PRECISIONS)))
-            have = ", ".join(f"{fp} {KIND_OF_BACKEND[fb]}" for fb, fp, _ in order) or "no model files"
+            have = ", ".join(f"{fp} {BACKEND_TABLE[fb].kind}" for fb, fp, _ in order) or "no model files"
             raise EdgesegError(f"{path} has nothing to bench with backend {backend} and precision {precision} "
                                f"(it has {have})")
         targets.extend(chosen)

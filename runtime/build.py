@@ -10,6 +10,7 @@ Written against the TensorRT 10.x Python API (type-checked with ``tensorrt-stubs
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path, write_text_atomic
+from edgeseg.runtime.backends import backend_missing
 from edgeseg.runtime.bundle import open_bundle, sha256_file
 from edgeseg.runtime.cuda import CudaApi, get_cuda
 from edgeseg.runtime.engine_plan import BuildOptions, BuildPlan, layer_report, plan_build
@@ -31,14 +33,12 @@ log = logging.getLogger(__name__)
 
 
 def load_tensorrt() -> Any:
-    """The ``tensorrt`` module, or a clear error (``tensorrt-stubs`` alone installs an empty namespace)."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise EdgesegError("TensorRT is not installed (it runs on NVIDIA GPUs: pip install tensorrt, or JetPack "
-                           "on a Jetson)") from exc
-    if not hasattr(tensorrt, "Builder"):
-        raise EdgesegError("only tensorrt-stubs is installed here, not TensorRT itself")
+    """The ``tensorrt`` module, or a clear error saying why it cannot run here (the backends table's probe)."""
+    reason = backend_missing("tensorrt")
+    if reason is not None:
+        raise EdgesegError(f"TensorRT cannot run here: {reason}")
+    import tensorrt
+
     return tensorrt
 
 
@@ -107,8 +107,11 @@ def _configure(builder: trt.Builder, plan: BuildPlan, timing_cache: Path | None)
     return config
 
 
-def build_engine(bundle_dir: str | Path, options: BuildOptions) -> dict:
-    """Build, inspect and add the engine to the bundle; returns the manifest entry and the layer summary."""
+def build_engine(bundle_dir: str | Path, options: BuildOptions, calibration_images: np.ndarray | None = None) -> dict:
+    """Build, inspect and add the engine to the bundle; returns the manifest entry and the layer summary.
+
+    ``calibration_images`` (uint8 N×H×W×3 at the deploy size) feed the legacy INT8 calibrator when the bundle
+    has no ``calib.cache``; the caller reads them (the runtime does not read calibration sources)."""
     load_tensorrt()
     import tensorrt as trt
 
@@ -118,7 +121,8 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions) -> dict:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     plan = plan_build(bundle.files, options, trt_version=trt.__version__, num_dla_cores=builder.num_DLA_cores,
-                      gpu_compute_capability=gpu["compute_capability"])
+                      gpu_compute_capability=gpu["compute_capability"],
+                      calibration=bundle.manifest.get("calibration"), input_size=bundle.input_size)
     onnx_path = bundle.path(plan.onnx_file)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if plan.strongly_typed else 0
     network = builder.create_network(flags)
@@ -129,12 +133,12 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions) -> dict:
         if bundle.takes_depth:
             raise EdgesegError("the legacy INT8 calibrator feeds one input; build an RGB-D model from its Q/DQ "
                                "model.int8.onnx instead")
-        cache_path = bundle.root / (plan.calibration_cache or "calib.cache")
-        images = None
-        if plan.calibration_cache is None:
-            from edgeseg.calibration.readers import load_calibration_set
-
-            images = np.stack(load_calibration_set(options.calib_data, bundle.input_size).images)
+        # a cache the plan takes is checked against its sha256 too; without one TensorRT writes calib.cache
+        cache_path = bundle.path(plan.calibration_cache) if plan.calibration_cache else bundle.root / "calib.cache"
+        if plan.calibration_cache is None and calibration_images is None:
+            raise EdgesegError("the legacy calibrator needs calibration images (--calib-data) when the bundle has "
+                               "no calib.cache")
+        images = calibration_images if plan.calibration_cache is None else None
         config.int8_calibrator = _calibrator(cuda, cache_path, images)
     log.info("building %s from %s on %s (TensorRT %s)", plan.engine_file, plan.onnx_file, gpu["name"], trt.__version__)
     t0 = time.perf_counter()
@@ -161,5 +165,11 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions) -> dict:
     bundle.add_file(layers_file, "report")
     if options.legacy_calibrator and plan.calibration_cache is None and (bundle.root / "calib.cache").is_file():
         bundle.add_file("calib.cache", "calibration-cache", precision="int8")
+        images = calibration_images if calibration_images is not None else np.zeros(0, np.uint8)
+        bundle.manifest["calibration"] = {  # what the cache TensorRT just wrote belongs to: checked on reuse
+            "method": "tensorrt-legacy-entropy", "images": int(len(images)),
+            "identity": {"onnx_sha256": bundle.entry(bundle.find("onnx", "fp32") or plan.onnx_file)["sha256"],
+                         "calibration_sha256": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest(),
+                         "input_size": list(bundle.input_size), "trt_version": trt.__version__}}
     bundle.save()
     return {"engine": str(bundle.root / plan.engine_file), "entry": entry, "layers": report}

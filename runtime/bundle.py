@@ -15,6 +15,12 @@ from pathlib import Path
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import FolderKind, inside, read_json_document, write_text_atomic
 
+# The deploy graph's tensor names: every writer and reader of a bundle takes them from here.
+INPUT_NAME = "image"  # uint8 N×H×W×3 RGB
+DEPTH_INPUT = "depth"  # float32 N×H×W metres, the second input of RGB-D models
+LABELS, LOGITS, PROBS = "labels", "logits", "probs"
+OUTPUTS = (LABELS, LOGITS, PROBS)
+
 MANIFEST = "manifest.json"
 FORMAT = "edgeseg-bundle"
 FORMAT_VERSION = 1
@@ -51,6 +57,18 @@ class Bundle:
         return int(h), int(w)
 
     @property
+    def batch(self) -> int | str:
+        """The static batch size, or ``"batch"`` for a dynamic one."""
+        spec = self.manifest["input"]
+        return spec["batch"] if "batch" in spec else spec.get("shape", [1])[0]
+
+    @property
+    def resize_mode(self) -> str:
+        """How frames are fitted to the deploy size (see :mod:`edgeseg.data.geometry`); ``stretch`` for bundles
+        written before the mode was recorded."""
+        return self.manifest["input"].get("resize", "stretch")
+
+    @property
     def input_names(self) -> tuple[str, ...]:
         """``("image",)``, or ``("image", "depth")`` for an RGB-D model."""
         return tuple(spec["name"] for spec in self.manifest.get("inputs", [self.manifest["input"]]))
@@ -58,9 +76,7 @@ class Bundle:
     @property
     def takes_depth(self) -> bool:
         """An RGB-D model: its graph has a ``depth`` input besides the image."""
-        from edgeseg.data.depth import DEPTH_INPUT
-
-        return DEPTH_INPUT in self.input_names
+        return takes_depth(self.input_names)
 
     def entry(self, name: str) -> dict:
         if name not in self.files:
@@ -81,10 +97,7 @@ class Bundle:
 
     def find(self, kind: str, precision: str = "fp32") -> str | None:
         """Name of the file of ``kind`` (onnx, engine, ...) and ``precision``, if the bundle has one."""
-        for name, entry in sorted(self.files.items()):
-            if entry.get("kind") == kind and entry.get("precision", "fp32") == precision:
-                return name
-        return None
+        return find_file(self.files, kind, precision)
 
     def add_file(self, name: str, kind: str, **info) -> dict:
         p = inside(self.root, name, f"{self.root / MANIFEST}")
@@ -93,8 +106,36 @@ class Bundle:
         return entry
 
     def save(self) -> None:
+        """Write ``manifest.json`` (atomically), checked as a reader will check it."""
         self.manifest["format"], self.manifest["format_version"] = FORMAT, FORMAT_VERSION
+        check_manifest(self.manifest, self.root / MANIFEST)
         write_text_atomic(self.root / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+
+
+def takes_depth(input_names) -> bool:
+    """Whether a graph with these input names is an RGB-D model (it takes ``depth`` besides the image): the one
+    place that asks."""
+    return DEPTH_INPUT in tuple(input_names)
+
+
+def find_file(files: dict, kind: str, precision: str = "fp32") -> str | None:
+    """The first (by name) of ``files`` (a manifest's file list) of ``kind`` and ``precision``, or None."""
+    return next((name for name, entry in sorted(files.items())
+                 if entry.get("kind") == kind and entry.get("precision", "fp32") == precision), None)
+
+
+def tensor_specs(input_names: tuple[str, ...], outputs: tuple[str, ...], batch: int | str, size: tuple[int, int],
+                 num_classes: int) -> tuple[list[dict], list[dict]]:
+    """The manifest's ``inputs`` and ``outputs``: each tensor's name, dtype, layout and shape, the one place
+    that says what the deploy graph takes and returns."""
+    h, w = size
+    inputs = [{"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "color": "RGB", "shape": [batch, h, w, 3]}]
+    if DEPTH_INPUT in input_names:
+        inputs.append({"name": DEPTH_INPUT, "dtype": "float32", "layout": "NHW", "unit": "metres",
+                       "shape": [batch, h, w]})
+    specs = [{"name": o, "dtype": "uint8" if o == LABELS else "float32",
+              "shape": [batch, h, w] if o == LABELS else [batch, num_classes, h, w]} for o in outputs]
+    return inputs, specs
 
 
 def is_bundle(path: str | os.PathLike) -> bool:
@@ -119,6 +160,8 @@ def open_bundle(path: str | os.PathLike) -> Bundle:
 
 def check_manifest(manifest: dict, where: str | os.PathLike) -> None:
     """The parts of a manifest every command relies on, with their types; file names must stay in the bundle."""
+    from edgeseg.data.geometry import RESIZE_MODES
+
     def bad(what: str) -> EdgesegError:
         return EdgesegError(f"{where}: {what}; re-export the bundle")
 
@@ -133,9 +176,13 @@ def check_manifest(manifest: dict, where: str | os.PathLike) -> None:
             isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
             for c in palette)):
         raise bad("model.palette must be a list of [R, G, B] colours (0-255)")
-    size = spec.get("size") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        raise bad("no input size")
+    size = spec.get("size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise bad("no input size")
+    if spec.get("resize", "stretch") not in RESIZE_MODES:
+        raise bad(f"input.resize must be one of {', '.join(RESIZE_MODES)}")
     if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
         raise bad("no file list")
     for name in files:

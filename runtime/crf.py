@@ -18,12 +18,11 @@ import numpy as np
 
 from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.bundle import Bundle, open_bundle
+from edgeseg.runtime.bundle import LOGITS, Bundle, open_bundle
 from edgeseg.runtime.runner import Runner, TensorSpec
 
 log = logging.getLogger(__name__)
 CRF_MODES = ("conv", "dense")
-LOGITS = "logits"
 
 
 class DenseCRFRunner(Runner):
@@ -112,7 +111,8 @@ def bundle_crf_params(bundle: Bundle) -> CRFParams:
 def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = "auto", *, precision: str = "fp32",
                     **options) -> Runner:
     """A runner for ``path`` (a bundle) with CRF post-processing; ``options`` go to :func:`load_runner`."""
-    from edgeseg.runtime.load import backend_missing, engine_runner, load_runner
+    from edgeseg.runtime.backends import backend_missing
+    from edgeseg.runtime.load import engine_runner, load_runner
 
     if mode not in CRF_MODES:
         raise EdgesegError(f"unknown CRF {mode!r}; choose {', '.join(CRF_MODES)}")

@@ -3,6 +3,8 @@
 * :func:`plan_build` — which ONNX variant to parse, strongly typed or not, which builder flags, DLA placement,
   hardware / version compatibility, workspace, optimisation level, file names; and the refusals (a flag the
   TensorRT version lacks, DLA with fp32, hardware compatibility with DLA...).
+* :func:`check_cache_identity` — ``calib.cache`` is taken only for the fp32 model and deploy size it was
+  calibrated for (a stale cache is refused, never reused).
 * :func:`check_engine_identity` — an engine runs only with the TensorRT version and the GPU it was built for
   (unless built version- or hardware-compatible); otherwise a clear error with the command that rebuilds it.
 * :func:`layer_report` — per-layer precision and device from the engine inspector's JSON.
@@ -13,11 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.backends import PRECISIONS
+from edgeseg.runtime.bundle import find_file
 
-PRECISIONS = ("fp32", "fp16", "int8")
 HARDWARE_LEVELS = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
 MAX_OPT_LEVEL = 5
 
@@ -65,9 +69,31 @@ def compute_capability(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+def check_cache_identity(files: dict, calibration: dict | None, input_size: Sequence[int] | None) -> None:
+    """Refuse a ``calib.cache`` made for another ONNX file or deploy size (a stale cache is never reused).
+
+    ``files`` is the manifest's file list, ``calibration`` its ``calibration`` section (whose ``identity`` the
+    calibration recorded: the fp32 model's sha256 and the deploy size) and ``input_size`` the bundle's (H, W).
+    """
+    identity = calibration.get("identity") if isinstance(calibration, dict) else None
+    if not isinstance(identity, dict):
+        raise EdgesegError("calib.cache: no calibration recorded for it in the manifest; run edgeseg calibrate "
+                           "BUNDLE --int8 --calib-data SPEC")
+    fp32 = find_file(files, "onnx", "fp32")
+    sha256 = files[fp32].get("sha256") if fp32 is not None else None
+    size = None if input_size is None else [int(v) for v in input_size]
+    if sha256 is None or identity.get("onnx_sha256") != sha256 or identity.get("input_size") != size:
+        raise EdgesegError("calib.cache was made for another model or input size; rerun edgeseg calibrate "
+                           "BUNDLE --int8 --calib-data SPEC")
+
+
 def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_cores: int,
-               gpu_compute_capability: str) -> BuildPlan:
-    """The build for a bundle whose manifest lists ``files`` (name → entry), or a clear refusal."""
+               gpu_compute_capability: str, calibration: dict | None = None,
+               input_size: Sequence[int] | None = None) -> BuildPlan:
+    """The build for a bundle whose manifest lists ``files`` (name → entry), or a clear refusal.
+
+    ``calibration`` (the manifest's section) and ``input_size`` (the bundle's deploy size) vouch for the
+    ``calib.cache`` the legacy calibrator takes: see :func:`check_cache_identity`."""
     o = options
     if o.precision not in PRECISIONS:
         raise EdgesegError(f"--precision must be one of {', '.join(PRECISIONS)}, got {o.precision!r}")
@@ -82,8 +108,7 @@ def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_
         raise EdgesegError(f"TensorRT {trt_version} is too old: edgeseg builds with TensorRT 10.x or 11.x")
 
     def find(kind: str, precision: str) -> str | None:
-        return next((name for name, e in sorted(files.items())
-                     if e.get("kind") == kind and e.get("precision", "fp32") == precision), None)
+        return find_file(files, kind, precision)
 
     flags: list[str] = []
     cache = None
@@ -101,6 +126,8 @@ def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_
         if cache is None and not o.calib_data:
             raise EdgesegError("the bundle has no calib.cache: give --calib-data for the legacy calibrator, or "
                                "run edgeseg calibrate BUNDLE --int8 first")
+        if cache is not None:
+            check_cache_identity(files, calibration, input_size)
     else:
         onnx_file, strongly_typed = find("onnx", o.precision), True
         if onnx_file is None:

@@ -11,27 +11,29 @@ from collections.abc import Callable
 import numpy as np
 
 from edgeseg.data.base import SegmentationSource
+from edgeseg.data.geometry import DEFAULT_RESIZE, labels_to_frame
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
 from edgeseg.progress import Progress
-from edgeseg.runtime.feeds import image_geometry, make_feed, takes_depth
-from edgeseg.runtime.preprocess import resize_labels
+from edgeseg.runtime.feeds import image_geometry, make_feed, specs_take_depth
 from edgeseg.runtime.runner import Runner
 
 
 def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: int,
                     max_images: int | None = None, boundary: bool = False, progress: bool = False,
                     latencies: list[float] | None = None,
-                    on_prediction: Callable[[int, np.ndarray], None] | None = None) -> ConfusionMatrix:
+                    on_prediction: Callable[[int, np.ndarray], None] | None = None,
+                    mode: str = DEFAULT_RESIZE) -> ConfusionMatrix:
     """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and call
-    ``on_prediction(index, labels)`` with each predicted label map (at the label's size) when given."""
+    ``on_prediction(index, labels)`` with each predicted label map (at the label's size) when given. Images go
+    in and labels come back through the bundle's resize ``mode`` (:mod:`edgeseg.data.geometry`)."""
     specs = runner.inputs()
     static, size = image_geometry(runner.name, specs)
     batch = static or 1
     count = len(source) if max_images is None else min(max_images, len(source))
     if count < batch:
         raise EdgesegError(f"the model takes batches of {batch}; the split has only {count} images")
-    rgbd = takes_depth(specs)
+    rgbd = specs_take_depth(specs)
     cm = ConfusionMatrix(num_classes, source.ignore_index)
     bf = BoundaryFScore() if boundary else None
     bar = Progress(count // batch * batch, f"eval {runner.backend} on {source.name}", enabled=progress)
@@ -40,17 +42,17 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
             if rgbd:
                 rgbd_samples = [source.rgbd(i) for i in range(start, start + batch)]
                 samples = [(img, label) for img, label, _ in rgbd_samples]
-                feed = make_feed(specs, [img for img, _ in samples], size, [s[2] for s in rgbd_samples])
+                feed = make_feed(specs, [img for img, _ in samples], size, [s[2] for s in rgbd_samples], mode)
             else:
                 samples = [source[i] for i in range(start, start + batch)]
-                feed = make_feed(specs, [img for img, _ in samples], size)
+                feed = make_feed(specs, [img for img, _ in samples], size, mode=mode)
             out = runner.infer(feed)
             if latencies is not None:
                 latencies.append(runner.last_latency_ms)
             if "labels" not in out:
                 raise EdgesegError(f"{runner.name} has no 'labels' output (outputs: {', '.join(out)})")
             for offset, (pred, (_, label)) in enumerate(zip(out["labels"], samples)):
-                pred = resize_labels(np.asarray(pred, np.uint8), label.shape)
+                pred = labels_to_frame(np.asarray(pred, np.uint8), label.shape, mode, fill=source.ignore_index)
                 cm.update(pred, label)
                 if on_prediction is not None:
                     on_prediction(start + offset, pred)

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgeseg.data.depth import DEPTH_INPUT
+from edgeseg.data.geometry import DEFAULT_RESIZE, frames_to_batch, map_to_input
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.preprocess import resize_labels, to_batch
+from edgeseg.runtime.bundle import DEPTH_INPUT, takes_depth
 from edgeseg.runtime.runner import TensorSpec
 
 
-def takes_depth(specs: Sequence[TensorSpec]) -> bool:
-    """Whether the graph has a ``depth`` input (an RGB-D model such as acnet)."""
-    return any(spec.name == DEPTH_INPUT for spec in specs)
+def specs_take_depth(specs: Sequence[TensorSpec]) -> bool:
+    """Whether a runner's inputs include ``depth`` (an RGB-D model such as acnet)."""
+    return takes_depth(spec.name for spec in specs)
 
 
 def image_geometry(name: str, specs: Sequence[TensorSpec]) -> tuple[int | None, tuple[int, int]]:
@@ -35,12 +35,13 @@ def image_geometry(name: str, specs: Sequence[TensorSpec]) -> tuple[int | None, 
 
 
 def make_feed(specs: Sequence[TensorSpec], images: Sequence[np.ndarray], size: tuple[int, int],
-              depths: Sequence[np.ndarray | None] | None = None) -> dict[str, np.ndarray]:
-    """Frames (any size) → the inputs ``specs`` name, at the deploy ``size``; RGB-D needs a depth per frame."""
-    feed = {specs[0].name: to_batch(list(images), size)}
-    if takes_depth(specs):
+              depths: Sequence[np.ndarray | None] | None = None, mode: str = DEFAULT_RESIZE) -> dict[str, np.ndarray]:
+    """Frames (any size) → the inputs ``specs`` name, at the deploy ``size``, fitted by the bundle's resize
+    ``mode`` (:mod:`edgeseg.data.geometry`); RGB-D needs a depth per frame."""
+    feed = {specs[0].name: frames_to_batch(list(images), size, mode)}
+    if specs_take_depth(specs):
         if depths is None or any(d is None for d in depths):
             raise EdgesegError("this is an RGB-D model and needs a depth map with every frame (an image folder "
                                "with --depth DIR, or a dataset with depth)")
-        feed[DEPTH_INPUT] = np.stack([resize_labels(np.asarray(d, np.float32), size) for d in depths])
+        feed[DEPTH_INPUT] = np.stack([map_to_input(np.asarray(d, np.float32), size, mode) for d in depths])
     return feed

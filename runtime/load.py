@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 from pathlib import Path
 
 from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.backends import BACKENDS, backend_missing
+from edgeseg.runtime.backends import backend as backend_entry
 from edgeseg.runtime.bundle import Bundle, is_bundle, open_bundle
 from edgeseg.runtime.runner import Runner
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
-ENGINE_SUFFIXES = (".engine", ".plan")
+ENGINE_SUFFIXES = BACKENDS["tensorrt"].suffixes
 
 
 def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: str = "fp32",
@@ -29,8 +28,8 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     TensorRT is usable here, else its ONNX with ONNX Runtime. ``streams`` is how many threads will call the
     runner at once (TensorRT gives each its own execution context and CUDA stream).
     """
-    if backend not in BACKENDS:
-        raise EdgesegError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
+    if backend != "auto":
+        backend_entry(backend)  # an unknown name is refused here
     p = Path(path)
     if not p.exists():
         raise EdgesegError(f"{p} not found")
@@ -53,20 +52,6 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
         raise EdgesegError(f"{p} is a checkpoint: export it to a bundle first (edgeseg export --checkpoint {p}), "
                            f"or evaluate it directly with edgeseg eval {p}")
     raise EdgesegError(f"{p}: expected a bundle folder, an .onnx file or a .pt checkpoint")
-
-
-def backend_missing(backend: str) -> str | None:
-    """Why ``backend`` cannot run here, or None when it can."""
-    module = {"onnxruntime": "onnxruntime", "torch": "torch", "tensorrt": "tensorrt"}[backend]
-    if importlib.util.find_spec(module) is None:
-        hint = {"onnxruntime": "pip install onnxruntime", "torch": "pip install torch",
-                "tensorrt": "install TensorRT on a machine with an NVIDIA GPU (pip install edgeseg[tensorrt])"}
-        return f"{module} is not installed ({hint[backend]})"
-    if backend == "tensorrt":
-        trt = importlib.import_module("tensorrt")
-        if not hasattr(trt, "Builder"):  # tensorrt-stubs alone installs an empty namespace
-            return "only tensorrt-stubs is installed, not TensorRT itself"
-    return None
 
 
 def engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool, then: str | None = None) -> Runner:
@@ -109,7 +94,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
 
         return OnnxRuntimeRunner(bundle.path(name), providers, threads)
     on_gpu = device.startswith("cuda")
-    if precision not in (("fp32", "fp16") if on_gpu else ("fp32",)):
+    if precision not in (BACKENDS["torch"].precisions if on_gpu else ("fp32",)):
         where = "on a GPU (--device cuda)" if on_gpu else "on a CPU"
         raise EdgesegError(f"the torch backend runs {'fp32 or fp16' if on_gpu else 'fp32'} {where}; "
                            f"use --backend onnxruntime for {precision}")
@@ -117,7 +102,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
     if name is None:
         raise EdgesegError(f"{bundle.root} has no model.pt for the torch backend")
     outputs = tuple(o["name"] for o in bundle.manifest.get("outputs", [{"name": "labels"}]))
-    batch = bundle.manifest["input"]["shape"][0]
+    batch = bundle.batch
     if on_gpu:
         from edgeseg.runtime.torch_cuda_runner import TorchCudaRunner
 

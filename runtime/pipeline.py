@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeseg.data.geometry import DEFAULT_RESIZE, labels_to_frame
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.feeds import image_geometry, make_feed
-from edgeseg.runtime.preprocess import resize_labels
 from edgeseg.runtime.runner import Runner
 from edgeseg.runtime.sinks import FrameSink, SinkClosed
 from edgeseg.runtime.sources import Frame, FrameSource
@@ -71,7 +71,8 @@ class StreamPipeline:
 
     def __init__(self, runner: Runner, source: FrameSource, sink: FrameSink, *, streams: int = 1,
                  max_frames: int | None = None, status: Callable[[dict], None] | None = None,
-                 status_interval: float = 0.5) -> None:
+                 status_interval: float = 0.5, mode: str = DEFAULT_RESIZE) -> None:
+        self.mode = mode  # how frames are fitted to the deploy size and labels mapped back (the bundle's)
         if streams < 1:
             raise EdgesegError("--streams must be at least 1")
         static_batch, self.size = image_geometry(runner.name, runner.inputs())
@@ -133,13 +134,13 @@ class StreamPipeline:
                     break
                 frame, decoded_at = item
                 t0 = time.perf_counter()
-                feed = make_feed(self.specs, [frame.image], self.size, [frame.depth])
+                feed = make_feed(self.specs, [frame.image], self.size, [frame.depth], self.mode)
                 t1 = time.perf_counter()
                 out = self.runner.infer(feed, check=False)
                 t2 = time.perf_counter()
                 if "labels" not in out:
                     raise EdgesegError(f"{self.runner.name} has no 'labels' output")
-                labels = resize_labels(np.asarray(out["labels"][0], np.uint8), frame.image.shape[:2])
+                labels = labels_to_frame(np.asarray(out["labels"][0], np.uint8), frame.image.shape[:2], self.mode)
                 t3 = time.perf_counter()
                 stages = {"preprocess": (t1 - t0) * 1e3, "postprocess": (t3 - t2) * 1e3,
                           "inference": self.runner.last_stages_ms.get("compute", (t2 - t1) * 1e3)}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,12 @@ from PIL import Image
 
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import (
-    TMP_TAG,
     atomic_path,
     check_file_target,
     clean_stale_temps,
-    make_file_readable,
     os_error,
     refuse_input_overlap,
+    temp_path,
     write_text_atomic,
 )
 from edgeseg.runtime.overlay import blend, save_label_png
@@ -126,10 +124,7 @@ class VideoSink(FrameSink):
     def _open(self, height: int, width: int) -> None:
         cv2 = cv2_module()
         clean_stale_temps(self.path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{TMP_TAG}-{os.getpid()}-", suffix=self.path.suffix,
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_path(self.path, self.path.suffix)  # set before OpenCV creates it: abort() removes it
         fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(self.path.suffix.lower(), "mp4v"))
         self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (width, height))
         if not self.writer.isOpened():
@@ -157,7 +152,6 @@ class VideoSink(FrameSink):
             self.abort()
             raise EdgesegError(f"{self.path} could not be written whole ({found} of {self.written} frames readable: "
                                f"is the disk full?); nothing was kept")
-        make_file_readable(self.tmp)
         try:
             os.replace(self.tmp, self.path)
         except OSError as exc:

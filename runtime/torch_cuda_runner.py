@@ -21,11 +21,11 @@ import numpy as np
 
 from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.backends import BACKENDS
 from edgeseg.runtime.runner import Runner, SlotPool, TensorSpec
 from edgeseg.runtime.torch_runner import deploy_model
 
 log = logging.getLogger(__name__)
-PRECISIONS = ("fp32", "fp16")
 WARMUP_RUNS = 3
 
 
@@ -62,7 +62,7 @@ class TorchCudaRunner(Runner):
                  channels_last: bool = True, cuda_graph: bool = False, slots: int = 1,
                  crf: CRFParams | None = None) -> None:
         super().__init__(f"torch-cuda:{Path(checkpoint).name}")
-        if precision not in PRECISIONS:
+        if precision not in BACKENDS["torch"].precisions:
             raise EdgesegError(f"the torch CUDA backend runs fp32 or fp16, not {precision}")
         if not isinstance(batch, int):
             raise EdgesegError("the torch CUDA backend needs a fixed batch size (its buffers are allocated once)")

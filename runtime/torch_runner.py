@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 
 from edgeseg.crf.params import CRFParams
-from edgeseg.data.depth import DEPTH_INPUT
+from edgeseg.runtime.bundle import DEPTH_INPUT
 from edgeseg.runtime.runner import Runner, TensorSpec
 
 
 def deploy_model(checkpoint: Path, outputs: tuple[str, ...], crf: CRFParams | None = None) -> tuple[Any, int]:
     """The checkpoint's model inside the deploy graph (uint8 NHWC in), in eval mode, and its class count; with
     ``crf``, ConvCRF fused after the model."""
-    from edgeseg.export.deploy import DeployModel
     from edgeseg.models import load_model
+    from edgeseg.models.deploy import DeployModel
 
     model, meta, _ = load_model(checkpoint)
     refine = None

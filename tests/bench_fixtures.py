@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from edgeseg.runtime.bundle import Bundle
+from edgeseg.runtime.bundle import Bundle, tensor_specs
 
 H, W = 8, 12
 CLASSES = ["dark", "bright"]
@@ -46,7 +46,8 @@ def make_threshold_bundle(root: Path, variants: dict[str, float] | None = None) 
     variants = variants or {"fp32": 127.0, "int8": 100.0}
     root.mkdir(parents=True)
     bundle = Bundle(root, {"model": {"name": "tiny", "classes": CLASSES, "palette": PALETTE},
-                           "input": {"name": "image", "shape": [1, H, W, 3], "size": [H, W]}})
+                           "input": {"size": [H, W], "batch": 1, "resize": "stretch"},
+                           "inputs": tensor_specs(("image",), ("labels",), 1, (H, W), len(CLASSES))[0]})
     for precision, threshold in variants.items():
         name = "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
         threshold_onnx(root / name, threshold)

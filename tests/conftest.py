@@ -3,11 +3,18 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-# Every test runs on the CPU with deterministic, small thread counts (CI has 2 cores).
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Every test runs on the CPU with deterministic, small thread counts (CI has 2 cores): 2 threads, or under
+# pytest-xdist (the default run, see pyproject.toml) the cores shared among the workers, so that two workers on
+# two cores do not each start two torch threads. An OMP_NUM_THREADS of the caller's own is left as it is.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if "OMP_NUM_THREADS" not in os.environ or os.environ.get("EDGESEG_TESTS_SET_THREADS") == "1":
+    os.environ["OMP_NUM_THREADS"] = str(max(1, min(2, (os.cpu_count() or 2) // _WORKERS)))
+    os.environ["EDGESEG_TESTS_SET_THREADS"] = "1"  # the xdist workers inherit it: they may set their own
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -32,6 +39,87 @@ def cli():
     return run_cli
 
 
+@pytest.fixture
+def cli_here(capsys):
+    """``edgeseg ARGS`` run in this process (``edgeseg.cli.main.main``) with the same result as :func:`run_cli`
+    (exit code, stdout, stderr) at a fraction of the cost: no interpreter and torch start-up, and torch's
+    exporter stays warm. For every test except those of the installed command itself."""
+    from hostile_harness import run
+
+    def run_here(*args: str) -> subprocess.CompletedProcess:
+        outcome = run(capsys, *args)
+        return subprocess.CompletedProcess(["edgeseg", *args], outcome.code, outcome.stdout, outcome.stderr)
+
+    return run_here
+
+
+def small_size(name: str) -> tuple[int, int]:
+    """The deploy size the registry-wide tests use for ``name``: 64×128, or multiples of its output stride."""
+    from edgeseg.models import model_info
+
+    d = model_info(name).size_divisor
+    return (max(64, d), max(128, 2 * d))
+
+
+def bundle_group(name: str) -> pytest.MarkDecorator:
+    """Mark a test that uses ``registry_bundle(name)``: with ``--dist loadgroup`` (the default run) every such test
+    runs on one xdist worker, which then exports ``name`` once for all of them."""
+    return pytest.mark.xdist_group(f"bundle-{name}")
+
+
+@dataclass
+class RegistryBundle:
+    bundle: Any  # edgeseg.runtime.bundle.Bundle
+    model: Any  # the exported torch model (eval mode) for the real-time models, else None
+
+
+def _export_registry_bundle(root, name: str) -> RegistryBundle:
+    """``name`` at :func:`small_size`, 5 classes (ACNet: 8 and verified on synthetic RGB-D scenes too).
+
+    A real-time model is exported from a checkpoint whose BatchNorm running statistics were moved away from
+    their initial values (3 training-mode forwards), with ``logits`` as a second output: a graph that folds
+    BatchNorm wrongly cannot pass for a right one, and tests/test_model_contract.py compares those logits with
+    the torch model's. A classic model (100M+ parameters for the VGG ones) is exported with random weights.
+    """
+    import torch
+
+    from edgeseg.export.pipeline import ExportOptions, export_bundle
+    from edgeseg.models import create, model_info, save_checkpoint
+
+    size = small_size(name)
+    if model_info(name).realtime:
+        torch.manual_seed(0)
+        model = create(name, num_classes=5).train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.randn(2, model.in_channels, *size) * 2 + 0.5)
+        model.eval()
+        checkpoint = save_checkpoint(root / "model.pt", model, name=name)
+        bundle = export_bundle(root / "b", checkpoint=str(checkpoint),
+                               options=ExportOptions(input_size=size, outputs=("labels", "logits")))
+        return RegistryBundle(bundle, model)
+    options = ExportOptions(input_size=size, num_classes=5)
+    if name == "acnet":  # the RGB-D model: tests/test_rgbd.py checks the depth through verification and the CLI
+        options = ExportOptions(input_size=size, num_classes=8, data="synthetic", data_images=2,
+                                outputs=("labels", "logits"))
+    return RegistryBundle(export_bundle(root / "b", model_name=name, options=options), None)
+
+
+@pytest.fixture(scope="session")
+def registry_bundle(tmp_path_factory):
+    """``registry_bundle(name)``: the bundle of ``name`` (see :func:`_export_registry_bundle`), exported once per
+    worker and shared read-only by tests/test_export.py, test_model_contract.py and test_rgbd.py (copy it to
+    change it). Mark each user with :func:`bundle_group`."""
+    cache: dict[str, RegistryBundle] = {}
+
+    def get(name: str) -> RegistryBundle:
+        if name not in cache:
+            cache[name] = _export_registry_bundle(tmp_path_factory.mktemp(f"bundle-{name}"), name)
+        return cache[name]
+
+    return get
+
+
 def _cuda_missing() -> str | None:
     from edgeseg.errors import EdgesegError
     from edgeseg.runtime.cuda import get_cuda
@@ -45,7 +133,7 @@ def _cuda_missing() -> str | None:
 
 def pytest_collection_modifyitems(config, items):
     """``cuda`` and ``tensorrt`` tests run where those work and are skipped, with the reason, elsewhere."""
-    from edgeseg.runtime.load import backend_missing
+    from edgeseg.runtime.backends import backend_missing
 
     needs = {"cuda": None, "tensorrt": None}
     if any("cuda" in item.keywords or "tensorrt" in item.keywords for item in items):

@@ -6,6 +6,7 @@ the promise, and restores the file. A mutation that no test catches is a test th
     python tests/mutate.py              # every mutation
     python tests/mutate.py -k sink      # those whose id contains "sink"
     python tests/mutate.py --list       # ids and the tests each runs
+    python tests/mutate.py --markdown   # the table of tests/mutations.md
 
 Not collected by pytest (no ``test_`` prefix); it runs pytest itself, one mutation at a time.
 """
@@ -55,8 +56,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="only mutations whose id contains this")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--markdown", action="store_true", help="print the mutations as a Markdown table and exit")
     args = parser.parse_args()
     chosen = [m for m in load_mutations() if args.k in m["id"]]
+    if args.markdown:
+        print("| id | promise | file | tests that fail |\n|---|---|---|---|")
+        for m in chosen:
+            tests = ", ".join(f"`{t.split('::')[-1]}`" for t in m["tests"])
+            print(f"| `{m['id']}` | {m['promise']} | `{m['file']}` | {tests} |")
+        return 0
     if args.list:
         for m in chosen:
             print(f"{m['id']}: {m['file']} -> {' '.join(m['tests'])}")

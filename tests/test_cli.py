@@ -8,8 +8,8 @@ def test_version(cli):
     assert out.returncode == 0 and __version__ in out.stdout
 
 
-def test_models_json_lists_every_model_with_params_and_gflops(cli):
-    out = cli("models", "--json", "--input-size", "256x512", "--num-classes", "11")
+def test_models_json_lists_every_model_with_params_and_gflops(cli_here):
+    out = cli_here("models", "--json", "--input-size", "256x512", "--num-classes", "11")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     names = {r["name"] for r in rows}
@@ -22,8 +22,8 @@ def test_models_json_lists_every_model_with_params_and_gflops(cli):
     assert 0.2 < v2["gflops"] / 49.2 < 0.3
 
 
-def test_models_table(cli):
-    out = cli("models", "lednet")
+def test_models_table(cli_here):
+    out = cli_here("models", "lednet")
     assert out.returncode == 0
     assert "lednet" in out.stdout and "bisenetv2" not in out.stdout and "0.917M params" in out.stdout
 

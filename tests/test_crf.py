@@ -156,7 +156,8 @@ def test_chained_and_fused_onnx_runtime_forms_agree(crf_bundle):
         load_crf_runner(crf_bundle, "bilateral")
 
 
-def test_run_cli_with_crf(crf_bundle, tmp_path, cli):
+def test_run_cli_with_crf(crf_bundle, tmp_path, cli_here):
+    cli = cli_here
     from PIL import Image
 
     frames = tmp_path / "frames"
@@ -171,7 +172,8 @@ def test_run_cli_with_crf(crf_bundle, tmp_path, cli):
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
 
 
-def test_run_cli_crf_on_a_bundle_without_one_is_one_line(tmp_path, cli):
+def test_run_cli_crf_on_a_bundle_without_one_is_one_line(tmp_path, cli_here):
+    cli = cli_here
     from bench_fixtures import make_threshold_bundle
     from PIL import Image
 

@@ -4,7 +4,10 @@ import logging
 import shutil
 from pathlib import Path
 
+from edgeseg.calibration.gate import gate_verdict
 from edgeseg.demo import DemoOptions, run_demo
+from edgeseg.metrics import miou_drop_points
+from edgeseg.runtime.bundle import open_bundle
 
 TRAINED = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "lednet.pt"
 
@@ -21,7 +24,14 @@ def test_demo_reuses_checkpoint_and_bundle(tmp_path, caplog):
     rows = {(r["backend"], r["precision"]) for r in first.report["rows"]}
     assert {("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"), ("torch", "fp32")} <= rows
     assert all(r["accuracy"]["images"] == 3 for r in first.report["rows"])
-    assert first.gate_passed in (True, False)
+    manifest = open_bundle(first.bundle).manifest
+    variants, gate = manifest["variants"], manifest["gate"]
+    assert set(variants) == {"fp32", "fp16", "int8"} and gate["max_miou_drop"] == 1.0  # every variant, the default
+    for v in variants.values():
+        assert v["miou_drop"] == miou_drop_points(variants["fp32"]["miou"], v["miou"])
+    passed = all(v["miou_drop"] <= gate["max_miou_drop"] for v in variants.values())
+    assert first.gate_passed is passed is gate["passed"]
+    assert {k: gate[k] for k in ("passed", "over_budget")} == gate_verdict(variants, gate["max_miou_drop"])
     html = (first.report_dir / "report.html").read_text()
     assert "lednet int8 onnxruntime" in html and html.count("data:image/png;base64,") >= 5
     manifest = (first.bundle / "manifest.json").stat().st_mtime_ns

@@ -19,14 +19,18 @@ from edgeseg.runtime.engine_plan import (
     plan_build,
 )
 
-FILES = {"model.onnx": {"kind": "onnx", "precision": "fp32"},
-         "model.fp16.onnx": {"kind": "onnx", "precision": "fp16"},
-         "model.int8.onnx": {"kind": "onnx", "precision": "int8"},
-         "calib.cache": {"kind": "calibration-cache", "precision": "int8"}}
+FILES = {"model.onnx": {"kind": "onnx", "precision": "fp32", "sha256": "a" * 64},
+         "model.fp16.onnx": {"kind": "onnx", "precision": "fp16", "sha256": "b" * 64},
+         "model.int8.onnx": {"kind": "onnx", "precision": "int8", "sha256": "c" * 64},
+         "calib.cache": {"kind": "calibration-cache", "precision": "int8", "sha256": "d" * 64}}
+SIZE = (64, 128)
+CALIBRATION = {"method": "percentile", "identity": {"onnx_sha256": "a" * 64, "calibration_sha256": "e" * 64,
+                                                    "input_size": list(SIZE), "trt_version": "100300"}}
 
 
-def plan(options, files=FILES, trt="10.13.0", dla=0, cc="8.9"):
-    return plan_build(files, options, trt_version=trt, num_dla_cores=dla, gpu_compute_capability=cc)
+def plan(options, files=FILES, trt="10.13.0", dla=0, cc="8.9", calibration=CALIBRATION, size=SIZE):
+    return plan_build(files, options, trt_version=trt, num_dla_cores=dla, gpu_compute_capability=cc,
+                      calibration=calibration, input_size=size)
 
 
 @pytest.mark.parametrize("precision, onnx", [("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"),
@@ -53,6 +57,25 @@ def test_legacy_calibrator_is_tensorrt_10_only():
         plan(BuildOptions(precision="int8", legacy_calibrator=True), files={"model.onnx": FILES["model.onnx"]})
     with pytest.raises(EdgesegError, match="is for --precision int8"):
         plan(BuildOptions(precision="fp16", legacy_calibrator=True))
+
+
+def test_legacy_calibrator_refuses_a_stale_calibration_cache():
+    legacy = BuildOptions(precision="int8", legacy_calibrator=True)
+    assert plan(legacy, trt="10.3.0").calibration_cache == "calib.cache"
+    swapped = {**FILES, "model.onnx": {**FILES["model.onnx"], "sha256": "f" * 64}}  # re-exported after calibrating
+    resized = {**CALIBRATION, "identity": {**CALIBRATION["identity"], "input_size": [64, 64]}}
+    stale = ((swapped, CALIBRATION, SIZE), (FILES, resized, SIZE), (FILES, CALIBRATION, (32, 128)),
+             (FILES, CALIBRATION, None))
+    for files, calibration, size in stale:
+        with pytest.raises(EdgesegError, match="calib.cache was made for another model or input size"):
+            plan(legacy, files=files, trt="10.3.0", calibration=calibration, size=size)
+    for calibration in (None, {"method": "percentile"}, {"identity": "x"}):
+        with pytest.raises(EdgesegError, match="no calibration recorded for it"):
+            plan(legacy, trt="10.3.0", calibration=calibration)
+    no_cache = {k: v for k, v in FILES.items() if k != "calib.cache"}
+    assert plan(BuildOptions(precision="int8", legacy_calibrator=True, calib_data="synthetic"), files=no_cache,
+                trt="10.3.0", calibration=None).calibration_cache is None  # nothing to vouch for: it calibrates
+    assert plan(BuildOptions(precision="int8"), calibration=None).onnx_file == "model.int8.onnx"  # Q/DQ: no cache
 
 
 def test_dla_rules():
@@ -104,6 +127,18 @@ def test_engine_identity():
         identity(compatible, trt="10.2.0")
     with pytest.raises(EngineMismatchError, match="Ampere or newer"):
         identity(compatible, gpu="Xavier", cc="7.2")
+
+
+def test_engine_identity_compares_the_full_compute_capability_and_tensorrt_version():
+    ampere = {**ENTRY, "tensorrt": "10.3.0", "gpu": "RTX 3090", "compute_capability": "8.6"}
+    with pytest.raises(EngineMismatchError, match=r"RTX 3090 \(compute 8\.6\), this is RTX 4090 \(compute 8\.9\)"):
+        identity(ampere, gpu="RTX 4090", cc="8.9")  # same major, another architecture
+    with pytest.raises(EngineMismatchError, match=r"built with TensorRT 10\.3\.0, this is TensorRT 10\.3\.1"):
+        identity(ampere, trt="10.3.1", gpu="RTX 3090", cc="8.6")  # a patch release: engines are not portable
+    assert identity(ampere, trt="10.3.0.26", gpu="RTX 3090", cc="8.6") == []  # the build number is not compared
+    with pytest.raises(EngineMismatchError, match="older than"):
+        identity({**ampere, "version_compatible": True}, trt="10.2.9", gpu="RTX 3090", cc="8.6")
+    assert identity({**ampere, "version_compatible": True}, trt="10.3.1", gpu="RTX 3090", cc="8.6") == []
 
 
 def test_layer_report_from_inspector_json():
@@ -171,7 +206,7 @@ def test_no_cuda_is_a_clear_error(monkeypatch):
 
 
 def test_tensorrt_backend_and_build_without_tensorrt(tmp_path, cli):
-    from edgeseg.runtime.load import backend_missing
+    from edgeseg.runtime.backends import backend_missing
 
     if backend_missing("tensorrt") is None:
         pytest.skip("TensorRT is installed here")

@@ -1,29 +1,28 @@
 """Export over the whole registry, bundles, lint, runners and bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import onnx
 import pytest
+from conftest import bundle_group, small_size
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.lint import lint_file, lint_model
 from edgeseg.export.pipeline import ExportOptions, export_bundle
-from edgeseg.models import create, list_models, model_info, save_checkpoint
+from edgeseg.models import create, list_models, save_checkpoint
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.load import load_runner
 
 
-def _small_size(name):
-    d = model_info(name).size_divisor
-    return (max(64, d), max(128, 2 * d))
-
-
-@pytest.mark.parametrize("name", list_models())
-def test_every_model_exports_simplifies_lints_and_verifies(tmp_path, name):
-    bundle = export_bundle(tmp_path / name, model_name=name,
-                           options=ExportOptions(input_size=_small_size(name), num_classes=5))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=bundle_group(n)) for n in list_models()])
+def test_every_model_exports_simplifies_lints_and_verifies(registry_bundle, name):
+    """Each model's shared bundle (tests/conftest.py: exported once, also checked by test_model_contract.py and,
+    for ACNet, test_rgbd.py)."""
+    bundle = registry_bundle(name).bundle
     m = bundle.manifest
+    assert m["onnx"]["simplify"]["method"] == "onnxsim"
     assert m["verification"]["label_agreement"] >= 0.999
     assert m["verification"]["relative_logit_diff"] < 1e-4
     assert m["lint"]["errors"] == 0 and m["onnx"]["opset"] >= 18
@@ -32,18 +31,20 @@ def test_every_model_exports_simplifies_lints_and_verifies(tmp_path, name):
     graph = onnx.load(str(bundle.path("model.onnx"))).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert graph.output[0].name == "labels" and graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    h, w = _small_size(name)
+    h, w = small_size(name)
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, h, w, 3]
 
 
-def test_bundle_manifest_hashes_and_runner_contract(tmp_path):
-    export_bundle(tmp_path / "b", model_name="lednet",
-                  options=ExportOptions(input_size=(64, 128), num_classes=4, outputs=("labels", "logits")))
+@bundle_group("lednet")
+def test_bundle_manifest_hashes_and_runner_contract(tmp_path, registry_bundle):
+    shutil.copytree(registry_bundle("lednet").bundle.root, tmp_path / "b")  # labels and logits, 5 classes
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert set(manifest["files"]) == {"model.onnx", "model.pt", "verify.json"}
-    assert manifest["input"] == {"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB",
-                                 "shape": [1, 64, 128, 3], "size": [64, 128]}
-    assert len(manifest["model"]["classes"]) == 4 and manifest["versions"]["torch"]
+    assert manifest["input"] == {"size": [64, 128], "batch": 1, "resize": "stretch"}
+    assert manifest["inputs"] == [{"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB",
+                                   "shape": [1, 64, 128, 3]}]
+    assert [o["name"] for o in manifest["outputs"]] == ["labels", "logits"] and "engines" not in manifest
+    assert len(manifest["model"]["classes"]) == 5 and manifest["versions"]["torch"]
     image = np.random.default_rng(0).integers(0, 256, (1, 64, 128, 3), dtype=np.uint8)
     results = {}
     for backend in ("onnxruntime", "torch"):
@@ -69,13 +70,14 @@ def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
                            options=ExportOptions(input_size=(64, 128), num_classes=3, dynamic_batch=True))
     verify = json.loads(bundle.path("verify.json").read_text())
     assert verify["batch_sizes"] == [1, 2]
-    assert bundle.manifest["input"]["shape"][0] == "batch"
+    assert bundle.manifest["input"]["batch"] == "batch" == bundle.batch
     with load_runner(bundle.root) as runner:
         out = runner.infer({"image": np.zeros((3, 64, 128, 3), np.uint8)})
     assert out["labels"].shape == (3, 64, 128)
 
 
-def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli):
+def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli_here):
+    cli = cli_here
     model = create("lednet", num_classes=8)
     ckpt = save_checkpoint(tmp_path / "l.pt", model, name="lednet")
     r = cli("export", "--checkpoint", str(ckpt), "--input-size", "256x512", "--out", str(tmp_path / "b"),
@@ -93,7 +95,8 @@ def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli):
 
 
 @pytest.mark.parametrize("case", ["missing-checkpoint", "other-model", "bad-size", "unwritable", "bad-outputs"])
-def test_export_bad_input_is_one_line_and_leaves_nothing(tmp_path, cli, case):
+def test_export_bad_input_is_one_line_and_leaves_nothing(tmp_path, cli_here, case):
+    cli = cli_here
     ckpt = save_checkpoint(tmp_path / "l.pt", create("lednet", num_classes=3), name="lednet")
     out = tmp_path / "bundle"
     args = {"missing-checkpoint": ["--checkpoint", str(tmp_path / "nope.pt")],
@@ -113,14 +116,15 @@ def test_export_bad_input_is_one_line_and_leaves_nothing(tmp_path, cli, case):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
 
 
-def test_bad_size_message_suggests_a_fit(cli, tmp_path):
-    r = cli("export", "--model", "bisenetv2", "--input-size", "100x200", "--out", str(tmp_path / "x"))
+def test_bad_size_message_suggests_a_fit(cli_here, tmp_path):
+    r = cli_here("export", "--model", "bisenetv2", "--input-size", "100x200", "--out", str(tmp_path / "x"))
     assert "multiples of 32" in r.stderr and "try 96x192" in r.stderr
 
 
-def test_corrupt_and_truncated_onnx(tmp_path, cli):
-    bundle = export_bundle(tmp_path / "b", model_name="lednet", options=ExportOptions(input_size=(64, 64)))
-    data = bundle.path("model.onnx").read_bytes()
+@bundle_group("lednet")
+def test_corrupt_and_truncated_onnx(tmp_path, cli_here, registry_bundle):
+    cli = cli_here
+    data = registry_bundle("lednet").bundle.path("model.onnx").read_bytes()
     (tmp_path / "trunc.onnx").write_bytes(data[: len(data) // 3])
     (tmp_path / "junk.onnx").write_bytes(b"\x00garbage" * 10)
     for name in ("trunc.onnx", "junk.onnx"):
@@ -160,9 +164,10 @@ def test_lint_flags_what_tensorrt_rejects():
     assert any(f.code == "shape-op" for f in report.warnings)
 
 
-def test_lint_cli_exit_codes(tmp_path, cli):
-    bundle = export_bundle(tmp_path / "b", model_name="lednet", options=ExportOptions(input_size=(64, 64)))
-    ok = cli("lint", str(bundle.path("model.onnx")))
+@bundle_group("lednet")
+def test_lint_cli_exit_codes(tmp_path, cli, registry_bundle):
+    """The installed command's exit codes (it starts fast: lint imports no torch)."""
+    ok = cli("lint", str(registry_bundle("lednet").bundle.path("model.onnx")))
     assert ok.returncode == 0 and "0 errors" in ok.stdout
     f = onnx.TensorProto.FLOAT
     bad = _graph_with([onnx.helper.make_node("Det", ["x"], ["y"])],

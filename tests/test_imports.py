@@ -1,7 +1,9 @@
 """The deployment side must import without torch (Jetson footprint), and the package layout must hold."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +41,42 @@ def test_models_import_torch_lazily_in_cli():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# Who may import whom: the runtime is the bottom layer (it receives what it needs, e.g. calibration images, as
+# arguments); export and calibration sit on it and never on each other; the CLI and edgeseg.workflow compose them.
+FORBIDDEN = {"runtime": ("edgeseg.export", "edgeseg.calibration", "edgeseg.workflow", "edgeseg.cli"),
+             "export": ("edgeseg.calibration", "edgeseg.workflow", "edgeseg.cli"),
+             "calibration": ("edgeseg.export", "edgeseg.workflow", "edgeseg.cli")}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside functions (lazy imports count too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN))
+def test_imports_run_one_way_between_the_side_packages(folder):
+    bad = [f"{path.relative_to(ROOT)} imports {name}" for path in sorted((ROOT / folder).rglob("*.py"))
+           for name in sorted(imported_modules(path)) if name.startswith(FORBIDDEN[folder])]
+    assert not bad, "\n".join(bad)
+
+
+def test_cli_command_modules_do_not_import_each_other():
+    commands = sorted((ROOT / "edgeseg" / "cli").glob("*_cmd.py"))
+    names = {f"edgeseg.cli.{p.stem}" for p in commands}
+    bad = [f"{p.name} imports {name}" for p in commands for name in imported_modules(p) if name in names]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_import_rules_see_lazy_imports(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from edgeseg.calibration.readers import x\n")
+    assert "edgeseg.calibration.readers" in imported_modules(probe)

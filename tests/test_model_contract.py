@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import bundle_group, small_size
 
 from edgeseg.models import SegmentationModel, count_parameters, create, list_models, model_info
 
@@ -13,6 +14,25 @@ SIZES = [(64, 128), (65, 97)]
 def _model(name: str) -> SegmentationModel:
     torch.manual_seed(0)
     return create(name, num_classes=NUM_CLASSES)
+
+
+def _reached_parameters(model: torch.nn.Module, output: torch.Tensor) -> set[str]:
+    """The parameters ``output.backward()`` would give a gradient: the leaves its autograd graph reaches (every
+    one reached gets one, zeros included). Walking the graph instead of running backward keeps the check exact
+    and skips the weight gradients, which for dilated_context's 4096-channel dilated 7×7 convolution alone take
+    half a minute on a CPU."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    reached, seen, stack = set(), set(), [output.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        variable = getattr(fn, "variable", None)  # an AccumulateGrad node: a leaf tensor
+        if variable is not None and id(variable) in names:
+            reached.add(names[id(variable)])
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return reached
 
 
 @pytest.fixture(scope="module", params=list_models())
@@ -43,9 +63,9 @@ def test_train_forward_returns_main_and_aux_logits(model_name, size):
 def test_deploy_parameters_are_exactly_those_the_eval_graph_uses(model_name):
     """Every non-aux parameter receives a gradient from the eval output, and no aux parameter does."""
     model = _model(model_name).eval()
-    model(torch.randn(1, model.in_channels, 64, 64)).sum().backward()
-    for name, p in model.named_parameters():
-        used = p.grad is not None
+    reached = _reached_parameters(model, model(torch.randn(1, model.in_channels, 64, 64)).sum())
+    for name, _ in model.named_parameters():
+        used = name in reached
         assert used != name.startswith("aux_heads."), f"{name}: used={used}"
     assert count_parameters(model) == sum(p.numel() for n, p in model.named_parameters()
                                           if not n.startswith("aux_heads."))
@@ -54,32 +74,35 @@ def test_deploy_parameters_are_exactly_those_the_eval_graph_uses(model_name):
 def test_aux_heads_are_trained(model_name):
     model = _model(model_name).train()
     outs = model(torch.randn(2, model.in_channels, 64, 64))
-    sum(o.mean() for o in outs).backward()
-    for name, p in model.aux_heads.named_parameters():
-        assert p.grad is not None, name
+    reached = _reached_parameters(model, sum(o.mean() for o in outs))
+    for name, _ in model.aux_heads.named_parameters():
+        assert f"aux_heads.{name}" in reached, name
 
 
-def test_onnx_export_matches_torch(model_name):
-    """The bare model (no deploy wrapper) through the dynamo exporter. The classic models are covered by
-    the registry-wide bundle test instead (same check on the deploy graph; their exports take ~10 s each)."""
-    if not model_info(model_name).realtime:
+@pytest.mark.parametrize("name", [pytest.param(n, marks=bundle_group(n)) for n in list_models()])
+def test_onnx_export_matches_torch(name, registry_bundle):
+    """The exported graph against the torch model it came from, whose BatchNorm statistics were moved away from
+    their init: the real-time models' shared bundles (tests/conftest.py; the dynamo exporter, simplified), fed
+    one random image normalised here, independently of the deploy wrapper. The classic models are covered by
+    the registry-wide bundle test's verification instead (the same comparison, made by the exporter)."""
+    if not model_info(name).realtime:
         pytest.skip("classic model: exported and verified by tests/test_export.py")
     ort = pytest.importorskip("onnxruntime")
-    model = _model(model_name)
-    model.train()
-    with torch.no_grad():  # set BN running statistics away from their init
-        for _ in range(3):
-            model(torch.randn(2, model.in_channels, 64, 96) * 2 + 0.5)
-    model.eval()
-    x = torch.randn(1, model.in_channels, 64, 96, generator=torch.Generator().manual_seed(1))
-    program = torch.onnx.export(model, (x,), dynamo=True, opset_version=18, verbose=False)
-    proto = program.model_proto
-    assert proto.opset_import[0].version >= 18
+    import onnx
+
+    shared = registry_bundle(name)
+    proto = onnx.load(str(shared.bundle.path("model.onnx")))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 18
+    h, w = small_size(name)
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    assert dims == [1, model.in_channels, 64, 96], "the export must be static"
+    assert dims == [1, h, w, 3], "the export must be static"
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    image = np.random.default_rng(1).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": image})))
+    meta = shared.bundle.manifest["model"]
+    x = (image / 255.0 - np.asarray(meta["mean"])) / np.asarray(meta["std"])
     with torch.no_grad():
-        ref = model(x).numpy()
-    assert got.shape == ref.shape
-    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+        ref = shared.model(torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2).contiguous()).numpy()
+    assert got["logits"].shape == ref.shape == (1, NUM_CLASSES, h, w)
+    np.testing.assert_allclose(got["logits"], ref, atol=1e-4, rtol=0)
+    assert np.mean(got["labels"] == ref.argmax(1)) > 0.999

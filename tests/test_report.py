@@ -1,12 +1,15 @@
 """The report writers on constructed runs, and merging bench runs from two machines."""
 
+import io
+
 import numpy as np
 import pytest
 from bench_fixtures import make_threshold_bundle, make_threshold_data, read_report
+from PIL import Image
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.bench import BenchResult
-from edgeseg.runtime.overlay import blend
+from edgeseg.runtime.overlay import blend, load_label_png
 from edgeseg.runtime.report import build_report, load_report, plots, write_bench_report
 from edgeseg.runtime.report.document import annotate, merge_reports
 from edgeseg.runtime.report.markdown import render_markdown
@@ -64,9 +67,31 @@ def test_drop_falls_back_to_another_backends_fp32():
 
 
 def test_writers_on_a_tiny_run(tmp_path):
-    report = write_bench_report(_result(), tmp_path / "r")
+    result = _result()
+    for shift, row in enumerate(result.rows):  # each engine's predictions differ: (labels + shift) mod 3
+        result.predictions[row["id"]] = [(label + shift) % 3 for _, label in result.samples]
+    report = write_bench_report(result, tmp_path / "r")
     out = tmp_path / "r"
-    assert load_report(out) == report
+    back = load_report(out)
+    assert back == report
+    # what was written, against what this test computes from the constructed run itself
+    assert {r["id"]: (r["miou_drop"], r["drop_reference"], r["pareto"]) for r in back["rows"]} == {
+        "m-fp32-onnxruntime": (0.0, "m-fp32-onnxruntime", True),
+        "m-fp16-onnxruntime": (0.0, "m-fp32-onnxruntime", False),
+        "m-int8-onnxruntime": (2.0, "m-fp32-onnxruntime", True),
+        "m-fp32-torch": (0.0, "m-fp32-torch", False)}
+    palette = np.array(PALETTE, np.uint8)
+    for k, (image, label) in enumerate(result.samples):
+        sample = back["runs"][0]["samples"][k]
+        np.testing.assert_array_equal(load_label_png(out / sample["label"]), label)
+        with Image.open(out / sample["label"]) as png:  # the class colours, not just the indices
+            np.testing.assert_array_equal(np.asarray(png.convert("RGB")), palette[label])
+        with Image.open(out / sample["image"]) as jpeg:  # JPEG of noise: the mean colour survives, not pixels
+            assert jpeg.size == (12, 8)
+            assert np.abs(np.asarray(jpeg, np.float64).mean(axis=(0, 1)) - image.mean(axis=(0, 1))).max() < 3
+        for shift, row in enumerate(back["rows"]):
+            assert row["overlays"][k] == f"predictions/{row['id']}/{k}.png"
+            np.testing.assert_array_equal(load_label_png(out / row["overlays"][k]), (label + shift) % 3)
     md = (out / "report.md").read_text()
     speed = md.split("## Speed")[1].split("##")[0]
     assert sum(line.startswith("| m ") for line in speed.splitlines()) == 4
@@ -77,11 +102,34 @@ def test_writers_on_a_tiny_run(tmp_path):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["0.jpg", "0.png", "1.jpg", "1.png"]
 
 
-def test_plots_are_pngs():
+def _pixels(png: bytes) -> np.ndarray:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB")).reshape(-1, 3)
+
+
+def _count(pixels: np.ndarray, colour, tolerance: int = 0) -> int:
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) if isinstance(colour, str) else np.array(colour)
+    return int((np.abs(pixels.astype(np.int16) - rgb).max(axis=1) <= tolerance).sum())
+
+
+def test_plots_draw_what_the_report_holds():
+    from matplotlib import colormaps
+
     report = build_report(_result(), None)
-    for png in (plots.accuracy_vs_fps(report), plots.latency_distribution(report), plots.stage_split(report),
-                plots.per_class_iou(report)[0][1]):
-        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
+    for png in (plots.accuracy_vs_fps(report), plots.latency_distribution(report)):
+        assert len(np.unique(_pixels(png), axis=0)) > 20  # a drawing, not a blank canvas
+    # stage split: a bar per stage that has a time, in its colour; inference (50-83 ms) dwarfs postprocess (0.05)
+    stages = {stage: _count(_pixels(plots.stage_split(report)), colour) for stage, colour in plots.STAGES}
+    assert stages["transfer"] == 0  # None for every row: not drawn, not in the legend
+    assert stages["inference"] > 20 * max(stages["preprocess"], stages["postprocess"]) > 0
+    # per-class IoU heatmap: cells at 70% and 68% in viridis, none at 0% (the class without an IoU is blank)
+    (title, png), = plots.per_class_iou(report)
+    heatmap = _pixels(png)
+    assert title == "Per-class IoU (3 classes)"
+    for value, present in ((0.70, True), (0.68, True), (0.0, False)):
+        colour = np.round(np.array(colormaps["viridis"](value)[:3]) * 255)
+        assert (_count(heatmap, colour, tolerance=2) > 500) is present, value
 
 
 def test_blend_keeps_ignored_pixels():

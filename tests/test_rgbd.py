@@ -6,27 +6,28 @@ import json
 import numpy as np
 import onnx
 import pytest
+from conftest import bundle_group
 from PIL import Image
 
 from edgeseg.calibration.readers import load_calibration_set
 from edgeseg.data import open_dataset
 from edgeseg.data.depth import find_depth, read_depth
+from edgeseg.data.geometry import resize_labels
 from edgeseg.data.synthetic import ROAD, SKY
 from edgeseg.data.transforms import train_transforms
 from edgeseg.errors import EdgesegError
-from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.runtime.load import load_runner
-from edgeseg.runtime.preprocess import resize_labels
 
 SIZE = (64, 128)
 
 
 @pytest.fixture(scope="module")
-def rgbd_bundle(tmp_path_factory):
-    root = tmp_path_factory.mktemp("acnet") / "b"
-    return export_bundle(root, model_name="acnet", options=ExportOptions(input_size=SIZE, num_classes=8,
-                                                                         data="synthetic", data_images=2,
-                                                                         outputs=("labels", "logits")))
+def rgbd_bundle(registry_bundle):
+    """ACNet at 64×128 with 8 classes, labels and logits, verified on 2 synthetic scenes with their depth: the
+    registry-wide bundle (tests/conftest.py), exported once for test_export.py and these tests (read-only)."""
+    bundle = registry_bundle("acnet").bundle
+    assert tuple(bundle.input_size) == SIZE and bundle.model["num_classes"] == 8
+    return bundle
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,7 @@ def test_transforms_move_depth_with_the_geometry_only():
     assert np.array_equal(same[1], out_label)  # the depth does not change the random draws
 
 
+@bundle_group("acnet")
 def test_bundle_has_two_inputs_and_verifies_on_data_with_depth(rgbd_bundle):
     graph = onnx.load(str(rgbd_bundle.path("model.onnx"))).graph
     assert [i.name for i in graph.input] == ["image", "depth"]
@@ -91,6 +93,7 @@ def test_bundle_has_two_inputs_and_verifies_on_data_with_depth(rgbd_bundle):
     assert any(c["source"] == "data" for c in checks)
 
 
+@bundle_group("acnet")
 def test_runners_use_the_depth(rgbd_bundle):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, *SIZE, 3), dtype=np.uint8)
@@ -114,7 +117,9 @@ def test_calibration_feeds_carry_depth(rgbd_folder):
         load_calibration_set(str(rgbd_folder / "img"), SIZE, depth=True)
 
 
-def test_eval_and_run_through_the_cli(rgbd_bundle, rgbd_folder, cli, tmp_path):
+@bundle_group("acnet")
+def test_eval_and_run_through_the_cli(rgbd_bundle, rgbd_folder, cli_here, tmp_path):
+    cli = cli_here
     r = cli("eval", str(rgbd_bundle.root), "--data", "synthetic", "--max-images", "2", "--json")
     assert r.returncode == 0, r.stderr
     assert 0 <= json.loads(r.stdout)["miou"] <= 1

@@ -47,6 +47,17 @@ def test_run_writes_checkpoints_log_and_config(tmp_path):
     assert name == "lednet" and meta.num_classes == 8 and meta.input_size == (256, 512)
 
 
+def test_training_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
+    """Training learns: steps on one fixed batch take its loss well below where it started (no dropout, so
+    a run whose optimizer does nothing keeps exactly the first loss)."""
+    trainer = Trainer(_config(tmp_path, iters=100, warmup=0, loss="ce",
+                              model_kwargs={"dropout": 0.0, "deep_dropout": 0.0}))
+    batch = next(iter(trainer._loader()))
+    losses = [trainer._step([batch])["loss"] for _ in range(8)]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert sum(b < a for a, b in zip(losses, losses[1:])) >= 5, losses  # mostly downhill, not one lucky step
+
+
 def test_distillation_from_a_teacher(tmp_path):
     Trainer(_config(tmp_path / "teacher", iters=1)).run()
     cfg = _config(tmp_path / "student", iters=2, teacher=str(tmp_path / "teacher" / "best.pt"),

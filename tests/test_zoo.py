@@ -130,8 +130,8 @@ def test_danet_refuses_sizes_whose_attention_does_not_fit_and_names_one_that_doe
     check_input_size("bisenetv2", (1024, 2048), max_attention_mb=1)
 
 
-def test_danet_refusal_is_one_line_through_the_cli(cli, tmp_path):
-    r = cli("export", "--model", "danet", "--input-size", "512x1024", "--max-attention-mb", "64",
+def test_danet_refusal_is_one_line_through_the_cli(cli_here, tmp_path):
+    r = cli_here("export", "--model", "danet", "--input-size", "512x1024", "--max-attention-mb", "64",
             "--out", str(tmp_path / "d"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "attention matrix" in r.stderr.strip().splitlines()[-1] and not (tmp_path / "d").exists()

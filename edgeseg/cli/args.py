@@ -6,7 +6,7 @@ import argparse
 import math
 import re
 
-from edgeseg.runtime.preprocess import MAX_SIDE
+from edgeseg.data.geometry import MAX_SIDE
 
 
 def input_size(text: str) -> tuple[int, int]:

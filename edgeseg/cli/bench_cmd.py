@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 
 from edgeseg.cli.args import non_negative_int, positive_int, torch_device
+from edgeseg.runtime.backends import BACKEND_CHOICES, PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifacts", nargs="+", metavar="BUNDLE_OR_FILE",
                         help="bundle folders, or files in them (model.int8.onnx, ...), or lone .onnx files")
-    parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt", "torch"), default="auto",
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="auto (default): every backend installed here that has a file to run")
-    parser.add_argument("--precision", choices=("all", "fp32", "fp16", "int8"), default="all")
+    parser.add_argument("--precision", choices=("all", *PRECISIONS), default="all")
     parser.add_argument("--data", help="labelled data spec for mIoU and overlays (without it: speed only)")
     parser.add_argument("--split", default="val", help="dataset split (default val)")
     parser.add_argument("--max-images", type=positive_int, help="score only the first N images")
@@ -30,25 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="DIR", help="write report.json, report.md and report.html here")
 
 
-def summary_table(report: dict) -> str:
-    from edgeseg.runtime.report.document import row_label
-    from edgeseg.runtime.report.tables import points
-    from edgeseg.texttable import render_table
-
-    rows = []
-    for r in report["rows"]:
-        acc = r.get("accuracy")
-        rows.append((row_label(r, report), f"{r['latency_ms']['p50']:.2f}", f"{r['latency_ms']['p99']:.2f}",
-                     f"{r['throughput']['fps']:.1f}", f"{100 * acc['miou']:.2f}" if acc else "-",
-                     points(r.get("miou_drop")), f"{r['file_mib']:.1f}", "★" if r.get("pareto") else ""))
-    header = ("engine", "p50 ms", "p99 ms", "FPS", "mIoU", "drop", "MiB", "front")
-    return render_table(header, rows, right=(1, 2, 3, 4, 5, 6))
-
-
 def main(args: argparse.Namespace) -> int:
     from edgeseg.fileio import check_replaceable, refuse_input_overlap
     from edgeseg.runtime.bench import BenchSettings, run_bench
     from edgeseg.runtime.report import REPORT_KIND, build_report, write_bench_report
+    from edgeseg.runtime.report.tables import summary_table
 
     if args.report:  # before minutes of measuring
         check_replaceable(args.report, REPORT_KIND)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from edgeseg.cli.args import non_negative_int, positive_int
+from edgeseg.runtime.backends import PRECISIONS
 
 
 def _opt_level(text: str) -> int:
@@ -17,7 +18,7 @@ def _opt_level(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="a bundle folder from edgeseg export")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp16",
                         help="which typed ONNX to build (default fp16); int8 builds the Q/DQ model")
     parser.add_argument("--workspace", type=positive_int, metavar="MB", help="workspace memory pool limit")
     parser.add_argument("--opt-level", type=_opt_level, default=3, help="builder optimisation level 0..5 (default 3)")
@@ -46,7 +47,16 @@ def main(args: argparse.Namespace) -> int:
                            version_compatible=args.version_compatible,
                            hardware_compatibility=args.hardware_compatibility,
                            legacy_calibrator=args.legacy_calibrator, calib_data=args.calib_data, crf=args.crf)
-    result = build_engine(args.bundle, options)
+    images = None
+    if args.legacy_calibrator and args.calib_data:
+        import numpy as np
+
+        from edgeseg.calibration.readers import load_calibration_set
+        from edgeseg.runtime.bundle import open_bundle
+
+        bundle = open_bundle(args.bundle)
+        images = np.stack(load_calibration_set(args.calib_data, bundle.input_size, mode=bundle.resize_mode).images)
+    result = build_engine(args.bundle, options, calibration_images=images)
     layers = result["layers"]
     print(json.dumps({"engine": result["engine"], "tensorrt": result["entry"]["tensorrt"],
                       "gpu": result["entry"]["gpu"], "build_seconds": result["entry"]["build_seconds"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeseg.cli.export_cmd import add_calibration_arguments, calibration_options, variants_table
+from edgeseg.cli.variants import add_calibration_arguments, calibration_options, variants_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeseg.cli.bench_cmd import summary_table
     from edgeseg.demo import DemoOptions, check_out, run_demo
     from edgeseg.models import model_info
+    from edgeseg.runtime.report.tables import summary_table
 
     check_out(args.out)
     model_info(args.model)  # an unknown name fails before anything runs

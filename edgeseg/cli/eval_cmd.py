@@ -7,6 +7,7 @@ import json
 import sys
 
 from edgeseg.cli.args import positive_int, torch_device_or_auto
+from edgeseg.runtime.backends import PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
                         help="for a bundle: which backend runs it (default auto = ONNX Runtime)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="which variant of a bundle to run (default fp32)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -53,29 +54,32 @@ def _evaluate_checkpoint(args, source):
     device = select_device(args.device)
     cm = evaluate_model(model.to(device), source, num_classes=meta.num_classes, mean=meta.mean, std=meta.std,
                         device=device, max_images=args.max_images, boundary=args.boundary, progress=True)
-    return cm, meta.classes, name, "torch"
+    return cm, meta.classes, name, "torch", "each image at its own size"
 
 
 def _evaluate_runner(args, source):
     from pathlib import Path
 
+    from edgeseg.data.geometry import DEFAULT_RESIZE
     from edgeseg.errors import EdgesegError
     from edgeseg.runtime.bundle import is_bundle, open_bundle
     from edgeseg.runtime.evaluate import evaluate_runner
+    from edgeseg.runtime.feeds import image_geometry
     from edgeseg.runtime.load import load_runner
 
     path = Path(args.model)
-    classes, name = source.classes, path.stem
+    classes, name, mode = source.classes, path.stem, DEFAULT_RESIZE
     if is_bundle(path):
-        model = open_bundle(path).model
-        classes, name = model["classes"], model["name"]
+        bundle = open_bundle(path)
+        classes, name, mode = bundle.model["classes"], bundle.model["name"], bundle.resize_mode
         if len(classes) != source.num_classes:
             raise EdgesegError(f"{path} predicts {len(classes)} classes, {args.data} has {source.num_classes}")
     runner = load_runner(path, args.backend, precision=args.precision, threads=args.threads)
     with runner:
         cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=args.max_images,
-                             boundary=args.boundary, progress=True)
-    return cm, classes, name, runner.backend
+                             boundary=args.boundary, progress=True, mode=mode)
+        h, w = image_geometry(runner.name, runner.inputs())[1]
+    return cm, classes, name, runner.backend, f"{h}x{w} deploy size ({mode}), labels mapped back to each image"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -88,18 +92,18 @@ def main(args: argparse.Namespace) -> int:
         from edgeseg.errors import EdgesegError
 
         raise EdgesegError(f"{args.model} is a checkpoint; export it to evaluate with ONNX Runtime")
-    cm, classes, name, backend = (_evaluate_checkpoint if is_checkpoint else _evaluate_runner)(args, source)
+    cm, classes, name, backend, resolution = (_evaluate_checkpoint if is_checkpoint else _evaluate_runner)(args, source)
     scores = scores_from_confusion(cm.matrix)
     if cm.boundary:
         scores.update(cm.boundary)
     images = min(len(source), args.max_images or len(source))
     result = {"model": name, "path": str(args.model), "backend": backend, "precision": args.precision,
-              "data": args.data, "split": args.split,
-              "images": images, "classes": list(classes), **scores}
+              "data": args.data, "split": args.split, "images": images, "resolution": resolution,
+              "classes": list(classes), **scores}
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print(f"{name} ({backend}, {args.precision}) on {source.name} ({images} images)")
+        print(f"{name} ({backend}, {args.precision}) on {source.name} ({images} images, scored at {resolution})")
         print(format_table(scores, list(classes)))
     return 0

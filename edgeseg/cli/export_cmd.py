@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgeseg.cli.args import fraction, input_size, non_negative_number, positive_int, positive_number
+from edgeseg.cli.args import fraction, input_size, positive_int, positive_number
+from edgeseg.cli.variants import add_calibration_arguments, calibration_options, variants_table
+from edgeseg.data.geometry import DEFAULT_RESIZE, RESIZE_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
     batch.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
+    parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
+                        help="how frames of another size or aspect are fitted to the deploy size, by calibration, "
+                             "eval, bench and run alike: stretch (default), letterbox (pad) or crop (centre)")
     parser.add_argument("--opset", type=positive_int, default=18, help="ONNX opset (default 18)")
     parser.add_argument("--outputs", default="labels", help="comma list of labels, logits, probs (default labels)")
     parser.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
@@ -48,82 +53,25 @@ def crf_params(args: argparse.Namespace):
     return CRFParams(filter_size=args.crf_filter_size, blur=args.crf_blur, iterations=args.crf_iterations).validate()
 
 
-def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    """The precision-variant flags shared by ``export`` and ``calibrate``."""
-    group = parser.add_argument_group("precision variants and accuracy gate")
-    if not required:
-        group.add_argument("--int8", action="store_true", help="add model.int8.onnx (Q/DQ) and calib.cache")
-        group.add_argument("--fp16", action="store_true", help="add model.fp16.onnx")
-    group.add_argument("--calib-data", required=required,
-                       help="calibration images: a data spec, an image folder, or a video file")
-    group.add_argument("--calib-size", type=positive_int, default=64, help="calibration images (default 64)")
-    group.add_argument("--calib-depth", metavar="DIR",
-                       help="RGB-D models: depth maps (16-bit PNG mm or .npy m) paired by stem with a "
-                            "calibration image folder")
-    group.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), default="percentile",
-                       help="activation ranges: percentile (99.999th, default: the smallest INT8 drop measured in "
-                            "benchmarks/results/int8_methods.json), entropy (TensorRT's KL, 2048 bins) or minmax")
-    group.add_argument("--int8-target", choices=("tensorrt", "cpu"), default="tensorrt",
-                       help="Q/DQ layout: symmetric int8 for TensorRT, or uint8 activations for ONNX Runtime CPUs")
-    group.add_argument("--quantizer", choices=("onnxruntime", "modelopt"), default="onnxruntime",
-                       help="Q/DQ tool: onnxruntime.quantization, or NVIDIA Model Optimizer when installed")
-    group.add_argument("--eval-data", help="labelled eval set for the gate (default: the calibration dataset's val)")
-    group.add_argument("--eval-images", type=positive_int, default=50, help="eval images for the gate (default 50)")
-    group.add_argument("--max-miou-drop", type=non_negative_number, default=1.0,
-                       help="mIoU budget in points (default 1.0)")
-    group.add_argument("--max-search-steps", type=positive_int, default=8,
-                       help="sensitivity search steps (layers left in float double each step)")
-
-
-def calibration_options(args: argparse.Namespace, int8: bool, fp16: bool):
-    from edgeseg.calibration.pipeline import CalibrationOptions
-
-    return CalibrationOptions(calib_data=args.calib_data, calib_size=args.calib_size, calib_depth=args.calib_depth,
-                              method=args.calib_method,
-                              target=args.int8_target, quantizer=args.quantizer, int8=int8, fp16=fp16,
-                              eval_data=args.eval_data,
-                              eval_images=args.eval_images, max_miou_drop=args.max_miou_drop,
-                              max_search_steps=args.max_search_steps)
-
-
-def variants_table(manifest: dict) -> tuple[str, bool]:
-    """The closing table (variant, size, mIoU, drop, agreement) and whether the gate passed."""
-    from edgeseg.texttable import render_table
-
-    rows = []
-    for name, v in manifest.get("variants", {}).items():
-        miou = f"{100 * v['miou']:.2f}" if "miou" in v else "-"
-        drop = f"{v['miou_drop']:.2f}" if "miou_drop" in v else "-"
-        agree = f"{100 * v['label_agreement']:.2f}%" if "label_agreement" in v else "-"
-        rows.append((name, v["file"], f"{v['bytes'] / 2**20:.1f}", miou, drop, agree))
-    lines = [render_table(("variant", "file", "MB", "mIoU", "drop", "agreement"), rows)]
-    gate = manifest.get("gate", {})
-    passed = gate.get("passed")
-    verdict = {True: "PASSED", False: "FAILED", None: "NOT GATED (no labelled eval set)"}[passed]
-    lines.append(f"gate: mIoU drop <= {gate.get('max_miou_drop')} points on {gate.get('eval_data')} "
-                 f"({gate.get('eval_images')} images): {verdict}")
-    return "\n".join(lines), passed is not False
-
-
 def main(args: argparse.Namespace) -> int:
     from edgeseg.errors import EdgesegError
-    from edgeseg.export.deploy import OUTPUTS
-    from edgeseg.export.pipeline import ExportOptions, export_bundle
+    from edgeseg.export.pipeline import ExportOptions
+    from edgeseg.runtime.bundle import OUTPUTS
+    from edgeseg.workflow import export_with_variants
 
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip())
     if not outputs or set(outputs) - set(OUTPUTS):
         raise EdgesegError(f"--outputs must list some of {', '.join(OUTPUTS)}, got {args.outputs!r}")
-    if not 0 < args.min_agreement <= 1:
-        raise EdgesegError("--min-agreement must be in (0, 1]")
     calibration = calibration_options(args, args.int8, args.fp16) if (args.int8 or args.fp16) else None
     options = ExportOptions(input_size=args.input_size, batch=args.batch, dynamic_batch=args.dynamic_batch,
                             opset=args.opset, outputs=outputs, exporter=args.exporter, simplify=args.simplify,
                             min_agreement=args.min_agreement, data=args.data, num_classes=args.num_classes,
-                            calibration=calibration, crf=crf_params(args) if args.crf else None,
-                            max_attention_mb=args.max_attention_mb)
-    bundle = export_bundle(args.out, model_name=args.model, checkpoint=args.checkpoint, options=options)
+                            crf=crf_params(args) if args.crf else None, max_attention_mb=args.max_attention_mb,
+                            resize=args.resize)
+    bundle = export_with_variants(args.out, model_name=args.model, checkpoint=args.checkpoint, options=options,
+                                  calibration=calibration)
     m = bundle.manifest
-    print(json.dumps({"bundle": str(bundle.root), "model": m["model"]["name"], "input": m["input"]["shape"],
+    print(json.dumps({"bundle": str(bundle.root), "model": m["model"]["name"], "input": m["inputs"][0]["shape"],
                       "opset": m["onnx"]["opset"], "nodes": m["lint"]["node_count"],
                       "label_agreement": m["verification"]["label_agreement"],
                       "max_abs_logit_diff": m["verification"].get("max_abs_logit_diff")}))

@@ -11,9 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeseg.cli.bench_cmd import summary_table
     from edgeseg.fileio import check_replaceable, refuse_input_overlap
     from edgeseg.runtime.report import REPORT_KIND, write_merged_report
+    from edgeseg.runtime.report.tables import summary_table
 
     check_replaceable(args.out, REPORT_KIND)
     refuse_input_overlap(args.out, args.runs)

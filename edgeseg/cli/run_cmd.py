@@ -9,6 +9,7 @@ import os
 import sys
 
 from edgeseg.cli.args import positive_int, torch_device
+from edgeseg.runtime.backends import BACKEND_CHOICES, PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default)")
     parser.add_argument("--overwrite", action="store_true",
                         help="let an OUT.mp4 sink replace an existing file (never the source)")
-    parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else ONNX Runtime")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch backend: cpu (default), or cuda / cuda:N (fp32 or fp16 on CUDA streams)")
     parser.add_argument("--streams", type=positive_int, default=1, help="frames in flight (default 1)")
@@ -111,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
         status = StatusLine()
         with runner, sink:
             pipeline = StreamPipeline(runner, source, sink, streams=args.streams, max_frames=args.max_frames,
-                                      status=status)
+                                      status=status, mode=bundle.resize_mode)
             try:
                 summary = pipeline.run()
             finally:

@@ -58,6 +58,7 @@ def build_config(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
+    from edgeseg.train import distributed
     from edgeseg.train.trainer import BEST, LAST, Trainer, check_run_folder
 
     check_run_folder(args.out, resume=args.resume, overwrite=args.overwrite)  # before anything is read
@@ -66,7 +67,10 @@ def main(args: argparse.Namespace) -> int:
     log.info("training %s on %s (%d train / %d val images, %d classes) on %s for %d iterations",
              config.model, config.data, len(trainer.train_source), len(trainer.val_source), trainer.num_classes,
              trainer.device, config.iters)
-    final = trainer.run()
+    try:
+        final = trainer.run()
+    finally:
+        distributed.shutdown(trainer.ctx)  # under torchrun: destroy the process group on the way out
     if trainer.ctx.is_main:
         out = Path(trainer.config.out)
         summary = {"best_miou": trainer.best_miou, "last_miou": final.get("miou"), "iteration": trainer.iteration,

@@ -4,7 +4,7 @@ One parameter set serves both, in the dense CRF's units (Krähenbühl & Koltun, 
 full-resolution pixels and RGB levels 0-255, kernel weights as Potts compatibilities on normalised kernels.
 Defaults: the appearance (bilateral) kernel σα = 80 px, σβ = 13 and the smoothness kernel w2 = σγ = 3 from
 Krähenbühl's and ConvCRF's published settings, w1 = 4 from the middle of DeepLab's cross-validated range
-(w1 ∈ [3, 5], REFERENCE.md), and ConvCRF's filter 7 (of 7 or 11), blur 4, 5 mean-field iterations.
+(w1 ∈ [3, 5] in the DeepLab paper), and ConvCRF's filter 7 (of 7 or 11), blur 4, 5 mean-field iterations.
 """
 
 from __future__ import annotations

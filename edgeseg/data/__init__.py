@@ -29,6 +29,12 @@ class DataSpec:
         return f"{self.kind}:{','.join(map(str, self.paths))}" + (f",depth={self.depth}" if self.depth else "")
 
 
+def is_data_spec(text: str) -> bool:
+    """Whether ``text`` names a dataset (``kind:...`` or ``synthetic``), as opposed to a folder or a file."""
+    kind, sep, _ = text.partition(":")
+    return kind.strip().lower() in KINDS and (bool(sep) or kind.strip().lower() == "synthetic")
+
+
 def parse_spec(text: str) -> DataSpec:
     """Parse a data spec string; a malformed one raises :class:`EdgesegError` listing the forms."""
     kind, _, rest = text.partition(":")
@@ -90,5 +96,5 @@ def _open(spec: DataSpec, split: str) -> SegmentationSource:
     return opener(root, split)
 
 
-__all__ = ["DataSpec", "FilePairSource", "SegmentationSource", "open_dataset", "parse_spec", "read_image",
-           "read_label"]
+__all__ = ["DataSpec", "FilePairSource", "SegmentationSource", "is_data_spec", "open_dataset", "parse_spec",
+           "read_image", "read_label"]

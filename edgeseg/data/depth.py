@@ -3,7 +3,7 @@
 A depth map is float32 H×W in metres; 0 means "no measurement" (sky, sensor holes). Files: 16-bit PNG in
 millimetres (NYUDv2 / SUN RGB-D / RealSense convention) or ``.npy`` in metres. Depth files pair with images
 by file stem (``frame_0001.png`` ↔ ``frame_0001.png`` / ``.npy`` in the depth folder). Depth is resized like
-labels, by nearest neighbour (:func:`edgeseg.runtime.preprocess.resize_labels`): interpolating across a hole or an
+labels, by nearest neighbour (:func:`edgeseg.data.geometry.resize_labels`): interpolating across a hole or an
 object edge would invent distances. No torch.
 """
 
@@ -16,7 +16,6 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 
-DEPTH_INPUT = "depth"  # the deploy graph's second input for RGB-D models
 DEPTH_SUFFIXES = (".png", ".npy")
 # In-graph normalisation: (d - 5 m) / 5 m maps the 0-10 m range of indoor RGB-D sensors to [-1, 1].
 DEPTH_MEAN_M = 5.0

@@ -69,11 +69,6 @@ class _Canvas:
         yy, xx = np.mgrid[y0:int(np.ceil(cy + ry)) + 1, x0:int(np.ceil(cx + rx)) + 1]
         self.paint(((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 <= 1, y0, x0, color, cls, **kw)
 
-    def rows_between(self, top: np.ndarray, bottom: np.ndarray, color, cls, **kw) -> None:
-        """Fill, column by column, the rows from ``top[x]`` to ``bottom[x]`` (per-column bounds)."""
-        yy = np.arange(self.h)[:, None]
-        self.paint((yy >= top[None, :]) & (yy < bottom[None, :]), 0, 0, color, cls, **kw)
-
 
 def _jitter(rng, color, amount: float = 18.0):
     return np.clip(np.asarray(color, np.float32) + rng.normal(0, amount, 3), 0, 255)

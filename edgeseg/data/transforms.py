@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeseg.data.geometry import resize_image, resize_labels
 from edgeseg.meta import IGNORE_INDEX
-from edgeseg.runtime.preprocess import resize_image, resize_labels
 
 
 def _result(image, label, depth):

@@ -65,7 +65,7 @@ class ACNet(SegmentationModel):
     the fused features, four upsampling stages of 6/4/3/3 residual transposed-conv blocks (256/128/64/64)
     with the skips added, three more blocks and a 2×2 transposed conv to class scores at full resolution;
     deep supervision on the four stage outputs (training only). Matches the paper's 116.6M parameters
-    (REFERENCE.md; we count 116.5M at 19 classes). Paper: NYUDv2 48.3 mIoU.
+    (we count 116.6M at 19 classes). Paper: NYUDv2 48.3 mIoU.
 
     Input: 4 channels, normalised RGB then normalised depth (``in_channels = 4``); the deploy graph takes
     ``image`` (uint8 RGB) and ``depth`` (float32 metres) separately and builds this tensor.

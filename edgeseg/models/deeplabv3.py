@@ -32,7 +32,7 @@ class DeepLabV3(SegmentationModel):
     convs (rates 6/12/18 at OS 16, doubled at OS 8) and image-level pooling, 256 channels each, concatenated
     → 1×1 conv-BN-ReLU; then, as torchvision's ``DeepLabHead``, a 3×3 conv-BN-ReLU 256 and the 1×1 classifier;
     bilinear upsampling to the input. Matches torchvision's ``deeplabv3_resnet101`` without aux: 58.6M
-    parameters (REFERENCE.md; we count 58.6M at 19 classes). Paper: VOC12 test 85.7, Cityscapes test 81.3.
+    parameters (torchvision's model card; we count 58.6M at 19 classes). Paper: VOC12 test 85.7, Cityscapes test 81.3.
     """
 
     def __init__(self, num_classes: int, depth: int = 101, output_stride: int = 16,

@@ -18,7 +18,7 @@ class JointPyramidUpsampling(nn.Module):
     """JPU (paper §3.3, Fig. 4): 3×3 conv-BN-ReLU to ``width`` on the stride 8/16/32 features, upsample to
     stride 8 and concatenate, four parallel separable convs with dilation 1/2/4/8, concatenated (4·width).
 
-    ``width=512`` gives the module 19.7M parameters (REFERENCE.md).
+    ``width=512`` gives the module 19.7M parameters (the paper's figure).
     """
 
     def __init__(self, in_channels: tuple[int, int, int], width: int = 512,

@@ -20,7 +20,7 @@ class PSPNet(SegmentationModel):
     concatenated with the 2048-channel features); 3×3 conv-BN-ReLU 512, dropout 0.1, 1×1 classifier;
     bilinear upsampling ×8. The auxiliary head on layer3 (3×3 conv 256, dropout, 1×1; loss weight 0.4) is
     training-only. Pooling kernels are fixed from the feature size at export, so the ONNX graph has plain
-    AveragePool nodes for the deploy size (ARCHITECTURE §4); they equal adaptive pooling whenever a bin
+    AveragePool nodes for the deploy size (the spatial size is static); they equal adaptive pooling whenever a bin
     count divides the feature size. Paper: Cityscapes test 80.2 mIoU (ResNet-101, coarse data added).
     Departures: torchvision's 7×7 stem (so ImageNet weights load) instead of the paper's three 3×3 convs.
     """

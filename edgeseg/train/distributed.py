@@ -67,5 +67,6 @@ def barrier(ctx: DistContext) -> None:
 
 
 def shutdown(ctx: DistContext) -> None:
+    """Destroy the process group (under ``torchrun``); nothing to do in a single process."""
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -28,6 +28,7 @@ from edgeseg.fileio import os_error, write_text_atomic
 from edgeseg.meta import ModelMeta
 from edgeseg.metrics import scores_from_confusion
 from edgeseg.models import create, load_checkpoint, load_model, load_state, model_info, save_checkpoint
+from edgeseg.models.deploy import is_rgbd
 from edgeseg.models.registry import check_model_kwargs
 from edgeseg.progress import Progress
 from edgeseg.train import distributed
@@ -152,7 +153,7 @@ class Trainer:
         prepare = getattr(self.model, "prepare_training", None)
         if prepare is None:
             return
-        from edgeseg.runtime.preprocess import resize_labels
+        from edgeseg.data.geometry import resize_labels
 
         count = min(samples, len(self.train_source))
         labels = np.stack([resize_labels(self.train_source[i][1], self.meta.input_size) for i in range(count)])
@@ -201,7 +202,7 @@ class Trainer:
         c = self.config
         dataset = TorchSegmentationDataset(self.train_source, train_transforms(c.crop, c.scales, c.jitter),
                                            self.meta.mean, self.meta.std, seed=c.seed,
-                                           depth=self.model.in_channels == 4)
+                                           depth=is_rgbd(self.model))
         per_step = c.batch_size * c.accumulate
         sampler = ResumableSampler(len(dataset), c.seed, self.ctx.rank, self.ctx.world_size,
                                    start=self.iteration * per_step)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import FolderKind, inside, read_json_document
+from edgeseg.metrics import miou_drop_points
 from edgeseg.runtime.bench import BenchResult
 from edgeseg.runtime.overlay import save_label_png
 from edgeseg.runtime.stats import pareto_front
@@ -60,7 +61,7 @@ def annotate(report: dict) -> dict:
     rows = report["rows"]
     for row in rows:
         acc, ref = row.get("accuracy"), _reference(row, rows)
-        row["miou_drop"] = round(100 * (ref["accuracy"]["miou"] - acc["miou"]), 3) if acc and ref else None
+        row["miou_drop"] = miou_drop_points(ref["accuracy"]["miou"], acc["miou"]) if acc and ref else None
         row["drop_reference"] = ref["id"] if acc and ref else None
     for run in report["runs"]:
         members = [r for r in rows if r["run"] == run["id"]]

@@ -113,3 +113,17 @@ def _settings_text(run: dict) -> str:
     data = f"{s.get('data')} ({s.get('split')})" if s.get("data") else "none (noise frames, no accuracy)"
     return (f"warm-up {s.get('warmup')}, {s.get('iters')} timed iterations, {s.get('streams')} in flight, "
             f"threads {s.get('threads') or 'all'}, data {data}")
+
+
+def summary_table(report: dict) -> str:
+    """The table ``edgeseg bench`` and ``edgeseg report`` print: one row per engine."""
+    from edgeseg.texttable import render_table
+
+    rows = []
+    for r in report["rows"]:
+        acc = r.get("accuracy")
+        rows.append((row_label(r, report), f"{r['latency_ms']['p50']:.2f}", f"{r['latency_ms']['p99']:.2f}",
+                     f"{r['throughput']['fps']:.1f}", f"{100 * acc['miou']:.2f}" if acc else "-",
+                     points(r.get("miou_drop")), f"{r['file_mib']:.1f}", "★" if r.get("pareto") else ""))
+    header = ("engine", "p50 ms", "p99 ms", "FPS", "mIoU", "drop", "MiB", "front")
+    return render_table(header, rows, right=(1, 2, 3, 4, 5, 6))

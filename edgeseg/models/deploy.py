@@ -6,15 +6,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeseg.data.depth import DEPTH_INPUT, DEPTH_MEAN_M, DEPTH_STD_M
-
-OUTPUTS = ("labels", "logits", "probs")
-INPUT_NAME = "image"
+from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
+from edgeseg.runtime.bundle import DEPTH_INPUT, INPUT_NAME, OUTPUTS, takes_depth
 
 
 def input_names(model: nn.Module) -> tuple[str, ...]:
     """The deploy graph's inputs: ``("image",)``, or ``("image", "depth")`` for an RGB-D model."""
     return (INPUT_NAME, DEPTH_INPUT) if getattr(model, "in_channels", 3) == 4 else (INPUT_NAME,)
+
+
+def is_rgbd(model: nn.Module) -> bool:
+    """Whether ``model`` takes depth besides the image (its deploy graph has a ``depth`` input)."""
+    return takes_depth(input_names(model))
 
 
 class DeployModel(nn.Module):
