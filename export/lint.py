@@ -54,15 +54,14 @@ class LintReport:
                 "findings": [asdict(f) for f in self.findings]}
 
     def table(self) -> str:
-        rows = [("severity", "check", "node", "message")]
-        rows += [(f.severity, f.code, f.node, f.message) for f in self.findings]
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
+        from edgeseg.texttable import render_table
+
+        table = render_table(("severity", "check", "node", "message"),
+                             [(f.severity, f.code, f.node, f.message) for f in self.findings])
         ops = ", ".join(f"{op} {n}" for op, n in sorted(self.op_counts.items(), key=lambda x: -x[1]))
         summary = (f"{self.path}: opset {self.opset}, {self.node_count} nodes ({ops}); "
                    f"{len(self.errors)} errors, {len(self.warnings)} warnings")
-        return "\n".join(lines + ["", summary]) if self.findings else summary
+        return f"{table}\n\n{summary}" if self.findings else summary
 
 
 def _attr(node, name, default=None):

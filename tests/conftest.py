@@ -1,8 +1,11 @@
+import ctypes
+import gc
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,27 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     exe = shutil.which("edgeseg")
     cmd = [exe, *args] if exe else [sys.executable, "-m", "edgeseg", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+HEAVY_TEST_S = 5.0
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """After a test that took over :data:`HEAVY_TEST_S` (an export of a 100M-parameter model, say), collect its
+    garbage and hand the freed heap back to the OS (glibc's ``malloc_trim``). Otherwise a worker keeps GBs of
+    freed but resident memory, which a later test allocating 64 MiB is served from: its RSS peak does not move
+    (tests/test_bench_stats.py::test_peak_memory_sees_an_allocation), and two such workers crowd a small CI box."""
+    start = time.perf_counter()
+    result = yield
+    if time.perf_counter() - start > HEAVY_TEST_S:
+        gc.collect()
+        if sys.platform.startswith("linux"):
+            try:
+                ctypes.CDLL(None).malloc_trim(0)
+            except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+                pass
+    return result
 
 
 @pytest.fixture(autouse=True)
@@ -131,9 +155,31 @@ def _cuda_missing() -> str | None:
     return None
 
 
+def _group_by_shared_fixture(items) -> None:
+    """Under ``--dist loadgroup``, give a test that takes a module-scoped fixture of its own module (a bundle
+    exported once for the module, say) the xdist group of that fixture, so that one worker builds it once rather
+    than each worker that runs one of its tests. Tests with an explicit ``xdist_group`` keep theirs, and
+    parametrized fixtures (a name per test, cheap) group nothing."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        for name in info.argnames:
+            defs = info.name2fixturedefs.get(name, ())
+            fixturedef = defs[-1] if defs else None
+            if (fixturedef is not None and fixturedef.scope == "module" and not fixturedef.params
+                    and fixturedef.baseid == item.nodeid.split("::")[0]):
+                item.add_marker(pytest.mark.xdist_group(f"{fixturedef.baseid}::{name}"))
+                break
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """``cuda`` and ``tensorrt`` tests run where those work and are skipped, with the reason, elsewhere."""
+    """``cuda`` and ``tensorrt`` tests run where those work and are skipped, with the reason, elsewhere; tests
+    sharing a module's fixture share an xdist worker (:func:`_group_by_shared_fixture`)."""
     from edgeseg.runtime.backends import backend_missing
+
+    _group_by_shared_fixture(items)
 
     needs = {"cuda": None, "tensorrt": None}
     if any("cuda" in item.keywords or "tensorrt" in item.keywords for item in items):

@@ -27,16 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_table(scores: dict, classes: list[str]) -> str:
-    width = max(len(c) for c in classes + ["class"])
-    lines = [f"{'class'.ljust(width)}  IoU", f"{'-' * width}  ------"]
-    for name, iou in zip(classes, scores["per_class_iou"]):
-        lines.append(f"{name.ljust(width)}  {'   n/a' if iou is None else f'{100 * iou:6.2f}'}")
-    lines.append(f"{'-' * width}  ------")
-    for key, label in (("miou", "mIoU"), ("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"),
-                       ("fw_iou", "FW IoU"), ("boundary_f", "boundary F")):
-        if scores.get(key) is not None:
-            lines.append(f"{label.ljust(width)}  {100 * scores[key]:6.2f}")
-    return "\n".join(lines)
+    """Per-class IoU, then the summary scores, in percent."""
+    from edgeseg.texttable import render_table
+
+    rows = [(name, "n/a" if iou is None else f"{100 * iou:.2f}") for name, iou in zip(classes, scores["per_class_iou"])]
+    rows += [(label, f"{100 * scores[key]:.2f}") for key, label in (
+        ("miou", "mIoU"), ("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"), ("fw_iou", "FW IoU"),
+        ("boundary_f", "boundary F")) if scores.get(key) is not None]
+    return render_table(("class", "IoU"), rows, right=(1,))
 
 
 def _evaluate_checkpoint(args, source):
