@@ -1,5 +1,3 @@
-import sys
+from edgeseg.cli.main import entry
 
-from edgeseg.cli.main import main
-
-sys.exit(main())
+entry()

@@ -1,5 +1,7 @@
 """The contract of every registered model, parametrized over the registry (tiny inputs, plus an odd size)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -11,9 +13,18 @@ NUM_CLASSES = 5
 SIZES = [(64, 128), (65, 97)]
 
 
+_BUILT: dict[str, SegmentationModel] = {}  # the last model built (its tests run one after another), copied per test
+
+
 def _model(name: str) -> SegmentationModel:
+    """A fresh copy of ``name`` as built with seed 0: copying is cheaper than building (~1 s for the VGG-sized
+    classic models, whose initialisation draws 100M+ random weights)."""
+    if name not in _BUILT:
+        _BUILT.clear()
+        torch.manual_seed(0)
+        _BUILT[name] = create(name, num_classes=NUM_CLASSES)
     torch.manual_seed(0)
-    return create(name, num_classes=NUM_CLASSES)
+    return copy.deepcopy(_BUILT[name])
 
 
 def _reached_parameters(model: torch.nn.Module, output: torch.Tensor) -> set[str]:
@@ -37,7 +48,8 @@ def _reached_parameters(model: torch.nn.Module, output: torch.Tensor) -> set[str
 
 @pytest.fixture(scope="module", params=list_models())
 def model_name(request):
-    return request.param
+    yield request.param
+    _BUILT.clear()  # the model's tests are done (a VGG-sized one holds 0.5 GB)
 
 
 @pytest.mark.parametrize("size", SIZES)

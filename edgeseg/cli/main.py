@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -94,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         return _main(sys.argv[1:] if argv is None else list(argv))
 
 
+def entry() -> None:
+    """The ``edgeseg`` command. After SIGTERM the cleanup has already run; the process ends at once with 143
+    instead of tearing down the interpreter under native threads (torch, onnxruntime) still winding down."""
+    code = main()
+    if code == 143:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _main(argv: list[str]) -> int:
     from edgeseg.fileio import USER_ERRNOS, os_error
 
@@ -131,4 +143,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
