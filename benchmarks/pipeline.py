@@ -2,7 +2,7 @@
 
 Frames come from memory (generated once at the deploy size, so neither decoding nor resizing is measured) and go
 to a null sink; what is measured is preprocessing, H2D, inference, D2H and postprocessing with K frames in
-flight on K CUDA streams (``--device cuda``, torch fp16 by default: issue 7's reference measurement) or K threads
+flight on K CUDA streams (``--device cuda``, torch fp16 by default, the reference measurement) or K threads
 on a CPU. "overlap" is FPS with K in flight over FPS with one; "hidden" is the share of the summed per-frame stage
 times that ran concurrently with other frames (0 when nothing overlaps).
 
@@ -33,6 +33,7 @@ from edgeseg.models import create, save_checkpoint
 from edgeseg.runtime.bundle import Bundle
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.runtime.load import load_runner
+from edgeseg.runtime.manifest import InputSpec, Manifest, ModelInfo
 from edgeseg.runtime.pipeline import StreamPipeline
 from edgeseg.runtime.sinks import NullSink
 from edgeseg.runtime.sources import Frame, FrameSource
@@ -63,8 +64,8 @@ def checkpoint_bundle(root: Path, model: str, checkpoint: Path | None, size: tup
         checkpoint = save_checkpoint(root / "model.pt", create(model, num_classes=19), name=model)
     else:
         (root / "model.pt").write_bytes(checkpoint.read_bytes())
-    bundle = Bundle(root, {"model": {"name": model},
-                           "input": {"name": "image", "shape": [1, *size, 3], "size": list(size)}})
+    classes = [f"class{i}" for i in range(19)]
+    bundle = Bundle(root, Manifest(ModelInfo(model, classes), InputSpec(size)))
     bundle.add_file("model.pt", "checkpoint", precision="fp32")
     bundle.save()
     return root

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.calibration.cache import DEFAULT_VERSION, write_cache
@@ -25,6 +25,7 @@ from edgeseg.fileio import make_file_readable, write_text_atomic
 from edgeseg.metrics import miou_drop_points
 from edgeseg.progress import Progress
 from edgeseg.runtime.bundle import open_bundle
+from edgeseg.runtime.manifest import CalibrationIdentity, CalibrationRecord
 
 log = logging.getLogger(__name__)
 FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -88,7 +89,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     """Add the requested variants to the bundle at ``root`` and gate them; returns the summary the CLI prints."""
     bundle = open_bundle(root)
     fp32_path = bundle.path(bundle.find("onnx", "fp32") or "model.onnx")
-    num_classes = len(bundle.model["classes"])
+    num_classes = bundle.model.num_classes
     if options.int8 and not options.calib_data:
         raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
     calib = (load_calibration_set(options.calib_data, bundle.input_size, count=options.calib_size,
@@ -128,8 +129,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
         gate.update(gate_verdict(variants, options.max_miou_drop))
     else:
         gate.update(passed=None)
-    bundle.manifest["variants"] = variants
-    bundle.manifest["gate"] = gate
+    bundle.manifest.reports.update(variants=variants, gate=gate)
     bundle.save()
     return {"variants": variants, "gate": gate, "search_steps": len(search)}
 
@@ -173,11 +173,12 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
     if ranges.is_file():
         make_file_readable(ranges)  # onnxruntime writes it 0600
         bundle.add_file("calibration.json", "calibration-ranges")
-    bundle.manifest["calibration"] = {
-        **{k: v for k, v in asdict(options).items() if k in ("method", "target", "quantizer", "calib_size", "seed")},
-        "source": calib.source, "images": len(calib.images), "skipped": len(calib.skipped),
-        "identity": {"onnx_sha256": bundle.files[fp32_path.name]["sha256"], "calibration_sha256": calib.fingerprint(),
-                     "input_size": list(bundle.input_size), "trt_version": options.trt_version},
-    }
+    identity = CalibrationIdentity(onnx_sha256=bundle.entry(fp32_path.name).sha256,
+                                   calibration_sha256=calib.fingerprint(), input_size=list(bundle.input_size),
+                                   trt_version=options.trt_version)
+    bundle.manifest.calibration = CalibrationRecord(
+        method=options.method, images=len(calib.images), identity=identity, target=options.target,
+        quantizer=options.quantizer, calib_size=options.calib_size, seed=options.seed, source=calib.source,
+        skipped=len(calib.skipped))
     return result, steps
 

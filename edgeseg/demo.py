@@ -88,7 +88,7 @@ def _reusable_bundle(bundle_dir: Path, checkpoint: Path) -> bool:
         bundle = open_bundle(bundle_dir)
     except EdgesegError:
         return False
-    same_source = bundle.manifest.get("source", {}).get("sha256") == sha256_file(checkpoint)
+    same_source = bundle.manifest.report("source").get("sha256") == sha256_file(checkpoint)
     return same_source and all(bundle.find("onnx", p) for p in ("fp32", "fp16", "int8"))
 
 
@@ -106,7 +106,7 @@ def export_stage(options: DemoOptions, checkpoint: Path) -> tuple[Path, bool | N
                                          eval_images=options.gate_images, threads=options.threads)
         export_with_variants(bundle_dir, checkpoint=str(checkpoint), options=ExportOptions(data=DATA),
                              calibration=calibration)
-    gate = open_bundle(bundle_dir).manifest.get("gate", {})
+    gate = open_bundle(bundle_dir).manifest.report("gate")
     return bundle_dir, gate.get("passed")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from edgeseg.data.base import SegmentationSource
+from edgeseg.data.geometry import DEFAULT_RESIZE, frame_to_input, labels_to_frame, map_to_input
 from edgeseg.data.torch_dataset import depth_tensor, to_tensor
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
@@ -32,9 +33,12 @@ def select_device(spec: str) -> torch.device:
 
 def evaluate_model(model: torch.nn.Module, source: SegmentationSource, *, num_classes: int, mean, std,
                    device: torch.device | str = "cpu", max_images: int | None = None, rank: int = 0,
-                   world_size: int = 1, boundary: bool = False, progress: bool = False) -> ConfusionMatrix:
-    """Run ``model`` (eval mode, full images, batch 1) over the split; each rank takes every
-    ``world_size``-th image. Returns the confusion matrix (``.boundary`` holds the boundary F-score)."""
+                   world_size: int = 1, boundary: bool = False, progress: bool = False,
+                   size: tuple[int, int] | None = None, mode: str = DEFAULT_RESIZE) -> ConfusionMatrix:
+    """Run ``model`` (eval mode, batch 1) over the split; each rank takes every ``world_size``-th image.
+    Images are scored at their own size, or, given ``size``, fitted to it by ``mode`` and the labels mapped back
+    (as a bundle is scored, :mod:`edgeseg.data.geometry`). Returns the confusion matrix (``.boundary`` holds the
+    boundary F-score)."""
     was_training = model.training
     model.eval()
     count = len(source) if max_images is None else min(max_images, len(source))
@@ -46,11 +50,16 @@ def evaluate_model(model: torch.nn.Module, source: SegmentationSource, *, num_cl
     try:
         for i in indices:
             image, label, *depth = source.rgbd(i) if rgbd else source[i]
+            frame = image.shape[:2]
+            if size is not None:
+                image, depth = frame_to_input(image, size, mode), [map_to_input(d, size, mode) for d in depth]
             x = to_tensor(image, mean, std)
             if depth:
                 x = torch.cat([x, depth_tensor(depth[0])], dim=0)
             x = x[None].to(device)
-            pred = model(x).argmax(1)[0].cpu().numpy().astype(np.int64)
+            pred = model(x).argmax(1)[0].cpu().numpy().astype(np.uint8 if size is not None else np.int64)
+            if size is not None:
+                pred = labels_to_frame(pred, frame, mode).astype(np.int64)
             cm.update(pred, label)
             if bf is not None:
                 bf.update(pred, label)

@@ -18,6 +18,7 @@ from edgeseg.export.onnx_export import export_module, export_onnx
 from edgeseg.export.verify import require_agreement, verify_onnx
 from edgeseg.models.deploy import DeployModel
 from edgeseg.runtime.bundle import INPUT_NAME, LOGITS
+from edgeseg.runtime.manifest import CRFSection
 
 log = logging.getLogger(__name__)
 STANDALONE, FUSED = "crf.onnx", "model.crf.onnx"
@@ -59,7 +60,7 @@ def _verify_standalone(proto, graph: CRFGraph, deploy: DeployModel, batch: int, 
 
 def export_crf(root: Path, deploy: DeployModel, num_classes: int, params: CRFParams, size: tuple[int, int], *,
                batch: int,
-               dynamic_batch: bool, opset: int, exporter: str, simplify: str, min_agreement: float) -> dict:
+               dynamic_batch: bool, opset: int, exporter: str, simplify: str, min_agreement: float) -> CRFSection:
     """Write ``crf.onnx`` and ``model.crf.onnx`` into ``root``; returns the manifest's ``crf`` section."""
     params.validate().check_size(size)
     crf = ConvCRF(num_classes, params).eval()
@@ -79,5 +80,5 @@ def export_crf(root: Path, deploy: DeployModel, num_classes: int, params: CRFPar
         require_agreement(info["label_agreement"], min_agreement, f"the labels of {name}")
     log.info("ConvCRF exported: %s (%d nodes), %s (%d nodes)", STANDALONE, standalone["node_count"], FUSED,
              fused["node_count"])
-    return {"params": params.to_dict(), "standalone": STANDALONE, "fused": FUSED, "inputs": [LOGITS, INPUT_NAME],
-            "files": {STANDALONE: standalone, FUSED: fused}}
+    return CRFSection(params=params.to_dict(), standalone=STANDALONE, fused=FUSED, inputs=[LOGITS, INPUT_NAME],
+                      files={STANDALONE: standalone, FUSED: fused})

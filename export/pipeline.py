@@ -24,6 +24,7 @@ from edgeseg.models import create, load_model, model_info, save_checkpoint
 from edgeseg.models.deploy import DeployModel, is_rgbd
 from edgeseg.runtime.bundle import BUNDLE_KIND, LOGITS, Bundle, open_bundle, sha256_file, takes_depth, tensor_specs
 from edgeseg.runtime.environment import package_versions
+from edgeseg.runtime.manifest import DYNAMIC_BATCH, InputSpec, Manifest, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -161,17 +162,14 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         save_checkpoint(tmp / "model.pt", model, name=name, meta=meta)
         with atomic_path(tmp / "verify.json") as f:
             f.write_text(json.dumps(verification, indent=2) + "\n")
-        bundle = Bundle(tmp, {})
-        batch_dim = "batch" if opts.dynamic_batch else opts.batch
+        batch_dim = DYNAMIC_BATCH if opts.dynamic_batch else opts.batch
         inputs, output_specs = tensor_specs(deploy.inputs, outputs, batch_dim, size, meta.num_classes)
-        bundle.manifest.update({
-            "model": {"name": name, "num_classes": meta.num_classes, "classes": meta.classes,
-                      "palette": [list(c) for c in meta.palette], "mean": list(meta.mean), "std": list(meta.std),
-                      "ignore_index": meta.ignore_index, "paper": model_info(name).paper},
+        model_record = ModelInfo(name, list(meta.classes), palette=[[int(v) for v in c] for c in meta.palette],
+                                 mean=[float(v) for v in meta.mean], std=[float(v) for v in meta.std],
+                                 ignore_index=meta.ignore_index, paper=model_info(name).paper)
+        bundle = Bundle(tmp, Manifest(model=model_record, input=InputSpec(size, batch_dim, opts.resize),
+                                      inputs=inputs, outputs=output_specs, reports={
             "source": source,
-            "input": {"size": list(size), "batch": batch_dim, "resize": opts.resize},
-            "inputs": inputs,
-            "outputs": output_specs,
             "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
                      "export_seconds": round(export_s, 2)},
             "verification": {k: verification[k] for k in VERIFICATION_KEYS if k in verification}
@@ -179,14 +177,14 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
             "lint": {"errors": len(lint.errors), "warnings": len(lint.warnings), "node_count": lint.node_count},
             "versions": {"edgeseg": __version__, **package_versions(("torch", "onnx", "onnxruntime", "onnxsim",
                                                                       "onnxslim", "numpy"))},
-        })
+        }))
         bundle.add_file("model.onnx", "onnx", precision="fp32")
         bundle.add_file("model.pt", "checkpoint", precision="fp32")
         bundle.add_file("verify.json", "report")
         if opts.crf is not None:
             from edgeseg.export.crf import export_crf
 
-            bundle.manifest["crf"] = export_crf(tmp, deploy, meta.num_classes, opts.crf, size, batch=opts.batch,
+            bundle.manifest.crf = export_crf(tmp, deploy, meta.num_classes, opts.crf, size, batch=opts.batch,
                                                 dynamic_batch=opts.dynamic_batch, opset=opts.opset,
                                                 exporter=opts.exporter, simplify=opts.simplify,
                                                 min_agreement=opts.min_agreement)

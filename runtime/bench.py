@@ -171,8 +171,8 @@ def _resize_mode(target: Target) -> str:
 def _model_classes(target: Target, source: SegmentationSource | None) -> tuple[list[str], list]:
     if target.bundle is not None:
         model = open_bundle(target.bundle).model
-        classes = list(model.get("classes") or [])
-        palette = [list(c) for c in model.get("palette") or default_palette(len(classes))]
+        classes = list(model.classes)
+        palette = [list(c) for c in model.palette or default_palette(len(classes))]
         if source is not None and len(classes) != source.num_classes:
             raise EdgesegError(f"{target.artifact} predicts {len(classes)} classes, {source.name} has "
                                f"{source.num_classes}")

@@ -52,15 +52,15 @@ def _candidates(path: Path, torch_fp16: bool = False) -> tuple[str, Path | None,
         chosen = None if path.is_dir() else path.name
         found = []
         for name, entry in sorted(bundle.files.items()):
-            backend = backend_of_kind(entry.get("kind"))
+            backend = backend_of_kind(entry.kind)
             if backend is None or (chosen is not None and name != chosen):
                 continue
-            found.append((backend, entry.get("precision", "fp32"), bundle.root / name))
+            found.append((backend, entry.model_precision, bundle.root / name))
             if backend == "torch" and torch_fp16:
                 found.append((backend, "fp16", bundle.root / name))
         if chosen is not None and not found:
             raise EdgesegError(f"{path} is not a model file of its bundle (ONNX, engine or checkpoint)")
-        return bundle.model.get("name", bundle.root.name), bundle.root, found
+        return bundle.model.name, bundle.root, found
     lone = backend_of_suffix(path.suffix)
     if lone is None or lone == "torch":
         raise EdgesegError(f"{path}: expected a bundle folder, an .onnx file or a TensorRT engine")

@@ -25,6 +25,7 @@ from edgeseg.runtime.backends import backend_missing
 from edgeseg.runtime.bundle import open_bundle, sha256_file
 from edgeseg.runtime.cuda import CudaApi, get_cuda
 from edgeseg.runtime.engine_plan import BuildOptions, BuildPlan, layer_report, plan_build
+from edgeseg.runtime.manifest import CalibrationIdentity, CalibrationRecord, EngineRecord
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -122,7 +123,7 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions, calibration_imag
     builder = trt.Builder(logger)
     plan = plan_build(bundle.files, options, trt_version=trt.__version__, num_dla_cores=builder.num_DLA_cores,
                       gpu_compute_capability=gpu["compute_capability"],
-                      calibration=bundle.manifest.get("calibration"), input_size=bundle.input_size)
+                      calibration=bundle.manifest.calibration, input_size=bundle.input_size)
     onnx_path = bundle.path(plan.onnx_file)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if plan.strongly_typed else 0
     network = builder.create_network(flags)
@@ -155,21 +156,21 @@ def build_engine(bundle_dir: str | Path, options: BuildOptions, calibration_imag
     report = layer_report(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
     layers_file = plan.engine_file.replace(".engine", ".layers.json")
     write_text_atomic(bundle.root / layers_file, json.dumps(report, indent=1) + "\n")
-    entry = bundle.add_file(plan.engine_file, plan.kind, precision=plan.precision, tensorrt=trt.__version__,
-                            gpu=gpu["name"], compute_capability=gpu["compute_capability"],
-                            hardware_compatibility=plan.hardware_level, version_compatible=options.version_compatible,
-                            dla_core=plan.dla_core, legacy_calibrator=options.legacy_calibrator,
-                            strongly_typed=plan.strongly_typed, built_from=plan.onnx_file,
-                            built_from_sha256=sha256_file(onnx_path), build_seconds=round(seconds, 1),
-                            opt_level=plan.opt_level, layers=layers_file)
+    record = EngineRecord(tensorrt=trt.__version__, gpu=gpu["name"], compute_capability=gpu["compute_capability"],
+                          hardware_compatibility=plan.hardware_level, version_compatible=options.version_compatible,
+                          dla_core=plan.dla_core, legacy_calibrator=options.legacy_calibrator,
+                          strongly_typed=plan.strongly_typed, built_from=plan.onnx_file,
+                          built_from_sha256=sha256_file(onnx_path), build_seconds=round(seconds, 1),
+                          opt_level=plan.opt_level, layers=layers_file)
+    entry = bundle.add_file(plan.engine_file, plan.kind, precision=plan.precision, engine=record)
     bundle.add_file(layers_file, "report")
     if options.legacy_calibrator and plan.calibration_cache is None and (bundle.root / "calib.cache").is_file():
         bundle.add_file("calib.cache", "calibration-cache", precision="int8")
         images = calibration_images if calibration_images is not None else np.zeros(0, np.uint8)
-        bundle.manifest["calibration"] = {  # what the cache TensorRT just wrote belongs to: checked on reuse
-            "method": "tensorrt-legacy-entropy", "images": int(len(images)),
-            "identity": {"onnx_sha256": bundle.entry(bundle.find("onnx", "fp32") or plan.onnx_file)["sha256"],
-                         "calibration_sha256": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest(),
-                         "input_size": list(bundle.input_size), "trt_version": trt.__version__}}
+        identity = CalibrationIdentity(  # what the cache TensorRT just wrote belongs to: checked on reuse
+            onnx_sha256=bundle.entry(bundle.find("onnx", "fp32") or plan.onnx_file).sha256,
+            calibration_sha256=hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest(),
+            input_size=list(bundle.input_size), trt_version=trt.__version__)
+        bundle.manifest.calibration = CalibrationRecord("tensorrt-legacy-entropy", int(len(images)), identity)
     bundle.save()
-    return {"engine": str(bundle.root / plan.engine_file), "entry": entry, "layers": report}
+    return {"engine": str(bundle.root / plan.engine_file), "entry": entry.to_dict(), "layers": report}

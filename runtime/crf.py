@@ -104,8 +104,8 @@ class ChainedRunner(Runner):
 
 def bundle_crf_params(bundle: Bundle) -> CRFParams:
     """The CRF parameters the bundle was exported with (the defaults for a bundle without a CRF)."""
-    section = bundle.manifest.get("crf")
-    return CRFParams.from_dict(section["params"]) if section else CRFParams()
+    section = bundle.manifest.crf
+    return CRFParams.from_dict(section.params) if section else CRFParams()
 
 
 def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = "auto", *, precision: str = "fp32",
@@ -118,13 +118,13 @@ def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = 
         raise EdgesegError(f"unknown CRF {mode!r}; choose {', '.join(CRF_MODES)}")
     bundle = open_bundle(path)
     params = bundle_crf_params(bundle)
-    num_classes = int(bundle.model.get("num_classes") or len(bundle.model.get("classes") or []))
+    num_classes = bundle.model.num_classes
     if mode == "dense":
         model = load_runner(path, backend, precision=precision, **options)
         return ChainedRunner(model, DenseCRFRunner(num_classes, bundle.input_size, params))
     if backend == "torch":
         return load_runner(path, "torch", precision=precision, crf=params, **options)
-    if "crf" not in bundle.manifest:
+    if bundle.manifest.crf is None:
         raise EdgesegError(f"{bundle.root} has no ConvCRF: re-export it with edgeseg export --crf "
                            f"(or use --crf dense with pydensecrf2)")
     use_tensorrt = backend == "tensorrt" or (backend == "auto" and bundle.find("engine", precision)
@@ -144,7 +144,7 @@ def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = 
         return load_runner(Path(bundle.root) / fused, "onnxruntime", precision=precision,
                            **_only(options, "providers", "threads"))
     model = load_runner(path, "onnxruntime", precision=precision, **_only(options, "providers", "threads"))
-    crf = load_runner(bundle.path(bundle.manifest["crf"]["standalone"]), "onnxruntime",
+    crf = load_runner(bundle.path(bundle.manifest.crf.standalone), "onnxruntime",
                       **_only(options, "providers", "threads"))
     return ChainedRunner(model, crf)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import PRECISIONS
 from edgeseg.runtime.bundle import find_file
+from edgeseg.runtime.manifest import CalibrationRecord, FileEntry
 
 HARDWARE_LEVELS = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
 MAX_OPT_LEVEL = 5
@@ -69,26 +70,27 @@ def compute_capability(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
-def check_cache_identity(files: dict, calibration: dict | None, input_size: Sequence[int] | None) -> None:
+def check_cache_identity(files: dict[str, FileEntry], calibration: CalibrationRecord | None,
+                         input_size: Sequence[int] | None) -> None:
     """Refuse a ``calib.cache`` made for another ONNX file or deploy size (a stale cache is never reused).
 
     ``files`` is the manifest's file list, ``calibration`` its ``calibration`` section (whose ``identity`` the
     calibration recorded: the fp32 model's sha256 and the deploy size) and ``input_size`` the bundle's (H, W).
     """
-    identity = calibration.get("identity") if isinstance(calibration, dict) else None
-    if not isinstance(identity, dict):
+    if calibration is None:
         raise EdgesegError("calib.cache: no calibration recorded for it in the manifest; run edgeseg calibrate "
                            "BUNDLE --int8 --calib-data SPEC")
     fp32 = find_file(files, "onnx", "fp32")
-    sha256 = files[fp32].get("sha256") if fp32 is not None else None
+    sha256 = files[fp32].sha256 if fp32 is not None else None
     size = None if input_size is None else [int(v) for v in input_size]
-    if sha256 is None or identity.get("onnx_sha256") != sha256 or identity.get("input_size") != size:
+    identity = calibration.identity
+    if sha256 is None or identity.onnx_sha256 != sha256 or identity.input_size != size:
         raise EdgesegError("calib.cache was made for another model or input size; rerun edgeseg calibrate "
                            "BUNDLE --int8 --calib-data SPEC")
 
 
-def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_cores: int,
-               gpu_compute_capability: str, calibration: dict | None = None,
+def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_version: str, num_dla_cores: int,
+               gpu_compute_capability: str, calibration: CalibrationRecord | None = None,
                input_size: Sequence[int] | None = None) -> BuildPlan:
     """The build for a bundle whose manifest lists ``files`` (name → entry), or a clear refusal.
 
@@ -177,39 +179,43 @@ def _plan_crf(o: BuildOptions, onnx_file: str | None) -> BuildPlan:
                      opt_level=o.opt_level, engine_file="crf.fp32.engine", kind="crf-engine")
 
 
-def rebuild_command(bundle: str, entry: dict) -> str:
-    if entry.get("kind") == "crf-engine":
+def rebuild_command(bundle: str, entry: FileEntry) -> str:
+    if entry.kind == "crf-engine":
         return f"edgeseg build {bundle} --crf"
-    parts = [f"edgeseg build {bundle} --precision {entry.get('precision', 'fp16')}"]
-    if entry.get("dla_core") is not None:
-        parts.append(f"--dla {entry['dla_core']}")
-    if entry.get("legacy_calibrator"):
+    parts = [f"edgeseg build {bundle} --precision {entry.precision or 'fp16'}"]
+    record = entry.engine
+    if record is not None and record.dla_core is not None:
+        parts.append(f"--dla {record.dla_core}")
+    if record is not None and record.legacy_calibrator:
         parts.append("--legacy-calibrator")
     return " ".join(parts)
 
 
-def check_engine_identity(name: str, entry: dict, *, trt_version: str, gpu_name: str, gpu_cc: str,
+def check_engine_identity(name: str, entry: FileEntry, *, trt_version: str, gpu_name: str, gpu_cc: str,
                           bundle: str) -> list[str]:
     """Refuse an engine built for another TensorRT or GPU; returns warnings (same compute capability but a
     different GPU model: it runs, possibly slower than an engine built here)."""
-    built_version, built_cc = entry.get("tensorrt", "?"), entry.get("compute_capability", "?")
-    built_gpu = entry.get("gpu", "?")
+    record = entry.engine
+    if record is None:
+        raise EngineMismatchError(f"{name}: the manifest does not say which TensorRT and GPU built it. Rebuild "
+                                  f"it on this machine: {rebuild_command(bundle, entry)}")
+    built_version, built_cc, built_gpu = record.tensorrt, record.compute_capability, record.gpu
     problems = []
-    if entry.get("version_compatible"):
+    if record.version_compatible:
         if version_tuple(trt_version) < version_tuple(built_version):
             problems.append(f"TensorRT {trt_version} is older than the {built_version} it was built with")
     elif version_tuple(trt_version)[:3] != version_tuple(built_version)[:3]:
         problems.append(f"it was built with TensorRT {built_version}, this is TensorRT {trt_version}")
-    level = entry.get("hardware_compatibility", "NONE")
+    level = record.hardware_compatibility
     if level == "AMPERE_PLUS":
         if compute_capability(gpu_cc) < (8, 0):
             problems.append(f"it needs an Ampere or newer GPU, this is {gpu_name} (compute {gpu_cc})")
-    elif built_cc != "?" and compute_capability(gpu_cc) != compute_capability(built_cc):
+    elif compute_capability(gpu_cc) != compute_capability(built_cc):
         problems.append(f"it was built for {built_gpu} (compute {built_cc}), this is {gpu_name} (compute {gpu_cc})")
     if problems:
         raise EngineMismatchError(f"{name} cannot run here: {'; '.join(problems)}. Rebuild it on this machine: "
                                   f"{rebuild_command(bundle, entry)}")
-    if level == "NONE" and built_gpu not in ("?", gpu_name):
+    if level == "NONE" and built_gpu != gpu_name:
         return [f"{name} was built on {built_gpu}; it runs on {gpu_name} (same compute capability), but an engine "
                 f"built here may be faster"]
     return []

@@ -10,7 +10,7 @@ from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import BACKENDS, backend_missing
 from edgeseg.runtime.backends import backend as backend_entry
-from edgeseg.runtime.bundle import Bundle, is_bundle, open_bundle
+from edgeseg.runtime.bundle import LABELS, Bundle, is_bundle, open_bundle
 from edgeseg.runtime.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
     name = bundle.find("checkpoint", "fp32")
     if name is None:
         raise EdgesegError(f"{bundle.root} has no model.pt for the torch backend")
-    outputs = tuple(o["name"] for o in bundle.manifest.get("outputs", [{"name": "labels"}]))
+    outputs = tuple(o.name for o in bundle.manifest.outputs) or (LABELS,)
     batch = bundle.batch
     if on_gpu:
         from edgeseg.runtime.torch_cuda_runner import TorchCudaRunner

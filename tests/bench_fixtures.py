@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from edgeseg.runtime.bundle import Bundle, tensor_specs
+from edgeseg.runtime.manifest import InputSpec, Manifest, ModelInfo
 
 H, W = 8, 12
 CLASSES = ["dark", "bright"]
@@ -45,9 +46,9 @@ def make_threshold_bundle(root: Path, variants: dict[str, float] | None = None) 
     """A bundle with one ONNX per precision name: ``{"fp32": 127, "int8": 100}`` by default."""
     variants = variants or {"fp32": 127.0, "int8": 100.0}
     root.mkdir(parents=True)
-    bundle = Bundle(root, {"model": {"name": "tiny", "classes": CLASSES, "palette": PALETTE},
-                           "input": {"size": [H, W], "batch": 1, "resize": "stretch"},
-                           "inputs": tensor_specs(("image",), ("labels",), 1, (H, W), len(CLASSES))[0]})
+    inputs, outputs = tensor_specs(("image",), ("labels",), 1, (H, W), len(CLASSES))
+    bundle = Bundle(root, Manifest(ModelInfo("tiny", list(CLASSES), palette=[list(c) for c in PALETTE]),
+                                   InputSpec((H, W)), inputs=inputs, outputs=outputs))
     for precision, threshold in variants.items():
         name = "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
         threshold_onnx(root / name, threshold)

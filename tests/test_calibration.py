@@ -73,13 +73,13 @@ def test_variants_files_and_manifest(int8_bundle):
     bundle = open_bundle(int8_bundle)
     for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "calib.cache", "calibration.json"):
         bundle.path(name)  # listed, present, hash matches
-    variants = bundle.manifest["variants"]
+    variants = bundle.manifest.report("variants")
     assert set(variants) == {"fp32", "fp16", "int8"}
     for v in variants.values():
         assert 0 <= v["miou"] <= 1 and "miou_drop" in v and 0 <= v["label_agreement"] <= 1
     assert abs(variants["fp16"]["miou_drop"]) < 1.0 and variants["fp16"]["label_agreement"] > 0.99
-    assert bundle.manifest["gate"]["passed"] is True
-    assert bundle.manifest["calibration"]["identity"]["input_size"] == list(SIZE)
+    assert bundle.manifest.report("gate")["passed"] is True
+    assert bundle.manifest.calibration.identity.input_size == list(SIZE)
     assert _legacy_plan(bundle.manifest).calibration_cache == "calib.cache"  # the build takes this cache
     _, _, scales = read_cache(bundle.path("calib.cache"))
     assert len(scales) > 20 and all(s > 0 for s in scales.values())
@@ -107,11 +107,11 @@ def test_qdq_structure_is_what_tensorrt_accepts(int8_bundle):
     assert not any(n.op_type == "Add" and n.input[2:] for n in model.graph.node)
 
 
-def _legacy_plan(manifest: dict):
+def _legacy_plan(manifest):
     """The TensorRT 10 legacy-calibrator build of a bundle with this manifest: the one that reads calib.cache."""
-    return plan_build(manifest["files"], BuildOptions(precision="int8", legacy_calibrator=True), trt_version="10.3.0",
-                      num_dla_cores=0, gpu_compute_capability="8.7", calibration=manifest.get("calibration"),
-                      input_size=manifest["input"]["size"])
+    return plan_build(manifest.files, BuildOptions(precision="int8", legacy_calibrator=True), trt_version="10.3.0",
+                      num_dla_cores=0, gpu_compute_capability="8.7", calibration=manifest.calibration,
+                      input_size=manifest.input.size)
 
 
 def test_stale_cache_is_detected(int8_bundle):
@@ -120,7 +120,7 @@ def test_stale_cache_is_detected(int8_bundle):
     manifest = open_bundle(int8_bundle).manifest
     for key, value in (("onnx_sha256", "0" * 64), ("input_size", [SIZE[0], 2 * SIZE[1]])):
         stale = copy.deepcopy(manifest)
-        stale["calibration"]["identity"][key] = value
+        setattr(stale.calibration.identity, key, value)
         with pytest.raises(EdgesegError, match="another model or input size"):
             _legacy_plan(stale)
 
@@ -146,7 +146,7 @@ def test_sensitivity_search_runs_and_records_steps(int8_bundle, tmp_path):
     assert [len(s["excluded"]) for s in report["steps"]] == [0, 1, 2]
     assert report["ranking"][0]["added"] >= report["ranking"][-1]["added"]
     best = min(s["miou_drop"] for s in report["steps"])
-    assert open_bundle(copy).manifest["variants"]["int8"]["miou_drop"] == pytest.approx(best)
+    assert open_bundle(copy).manifest.report("variants")["int8"]["miou_drop"] == pytest.approx(best)
 
 
 def test_cpu_target_uses_uint8_activations(tmp_path):

@@ -13,22 +13,23 @@ from bench_fixtures import make_threshold_bundle
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import backends
 from edgeseg.runtime.bundle import LABELS, LOGITS, Bundle, open_bundle, takes_depth, tensor_specs
+from edgeseg.runtime.manifest import InputSpec, Manifest, ModelInfo
 
 
 def test_tensor_specs_describe_rgb_and_rgbd_graphs():
     inputs, outputs = tensor_specs(("image",), (LABELS, LOGITS), "batch", (32, 64), 5)
-    assert inputs == [{"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB",
+    assert [s.to_dict() for s in inputs] == [{"name": "image", "dtype": "uint8", "layout": "NHWC", "color": "RGB",
                        "shape": ["batch", 32, 64, 3]}]
-    assert outputs == [{"name": "labels", "dtype": "uint8", "shape": ["batch", 32, 64]},
+    assert [s.to_dict() for s in outputs] == [{"name": "labels", "dtype": "uint8", "shape": ["batch", 32, 64]},
                        {"name": "logits", "dtype": "float32", "shape": ["batch", 5, 32, 64]}]
     rgbd, _ = tensor_specs(("image", "depth"), (LABELS,), 1, (8, 8), 2)
-    assert [s["name"] for s in rgbd] == ["image", "depth"] and rgbd[1]["dtype"] == "float32"
-    assert takes_depth(s["name"] for s in rgbd) and not takes_depth(["image"])
+    assert [s.name for s in rgbd] == ["image", "depth"] and rgbd[1].dtype == "float32"
+    assert takes_depth(s.name for s in rgbd) and not takes_depth(["image"])
 
 
 def test_a_manifest_is_checked_when_written_not_only_when_read(tmp_path):
-    bundle = Bundle(tmp_path, {"model": {"name": "tiny", "classes": ["a", "b"], "palette": [[0, 0, 0], ["x"]]},
-                               "input": {"size": [8, 8], "batch": 1}, "files": {}})
+    bundle = Bundle(tmp_path, Manifest(ModelInfo("tiny", ["a", "b"]), InputSpec((8, 8))))
+    bundle.manifest.model.palette = [[0, 0, 0], ["x"]]  # a record changed after it was built
     with pytest.raises(EdgesegError, match="palette"):
         bundle.save()
     assert not (tmp_path / "manifest.json").exists()

@@ -12,6 +12,7 @@ from edgeseg.crf.params import CRFParams
 from edgeseg.crf.quality import weak_logits
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.engine_plan import BuildOptions, plan_build, rebuild_command
+from edgeseg.runtime.manifest import FileEntry
 
 H, W = 64, 96
 
@@ -92,7 +93,8 @@ def test_dense_crf_reference_repairs_the_same_case():
 
 
 def test_crf_engine_plan():
-    files = {"model.onnx": {"kind": "onnx", "precision": "fp32"}, "crf.onnx": {"kind": "crf", "precision": "fp32"}}
+    files = {name: FileEntry(kind, 1, "0" * 64, precision="fp32") for name, kind in (("model.onnx", "onnx"),
+                                                                                     ("crf.onnx", "crf"))}
     plan = plan_build(files, BuildOptions(precision="fp16", crf=True), trt_version="10.13.0", num_dla_cores=0,
                       gpu_compute_capability="8.9")
     assert (plan.onnx_file, plan.engine_file, plan.kind, plan.precision) == ("crf.onnx", "crf.fp32.engine",
@@ -104,7 +106,7 @@ def test_crf_engine_plan():
     with pytest.raises(EdgesegError, match="no --legacy-calibrator, --dla"):
         plan_build(files, BuildOptions(crf=True, dla_core=0), trt_version="10.13.0", num_dla_cores=2,
                    gpu_compute_capability="8.7")
-    assert rebuild_command("out/b", {"kind": "crf-engine"}) == "edgeseg build out/b --crf"
+    assert rebuild_command("out/b", FileEntry("crf-engine", 1, "0" * 64)) == "edgeseg build out/b --crf"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def test_demo_reuses_checkpoint_and_bundle(tmp_path, caplog):
     assert {("onnxruntime", "fp32"), ("onnxruntime", "fp16"), ("onnxruntime", "int8"), ("torch", "fp32")} <= rows
     assert all(r["accuracy"]["images"] == 3 for r in first.report["rows"])
     manifest = open_bundle(first.bundle).manifest
-    variants, gate = manifest["variants"], manifest["gate"]
+    variants, gate = manifest.report("variants"), manifest.report("gate")
     assert set(variants) == {"fp32", "fp16", "int8"} and gate["max_miou_drop"] == 1.0  # every variant, the default
     for v in variants.values():
         assert v["miou_drop"] == miou_drop_points(variants["fp32"]["miou"], v["miou"])

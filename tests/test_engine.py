@@ -18,19 +18,27 @@ from edgeseg.runtime.engine_plan import (
     layer_report,
     plan_build,
 )
+from edgeseg.runtime.manifest import CalibrationRecord, EngineRecord, FileEntry, ManifestError
 
 FILES = {"model.onnx": {"kind": "onnx", "precision": "fp32", "sha256": "a" * 64},
          "model.fp16.onnx": {"kind": "onnx", "precision": "fp16", "sha256": "b" * 64},
          "model.int8.onnx": {"kind": "onnx", "precision": "int8", "sha256": "c" * 64},
          "calib.cache": {"kind": "calibration-cache", "precision": "int8", "sha256": "d" * 64}}
 SIZE = (64, 128)
-CALIBRATION = {"method": "percentile", "identity": {"onnx_sha256": "a" * 64, "calibration_sha256": "e" * 64,
-                                                    "input_size": list(SIZE), "trt_version": "100300"}}
+CALIBRATION = {"method": "percentile", "images": 8,
+               "identity": {"onnx_sha256": "a" * 64, "calibration_sha256": "e" * 64, "input_size": list(SIZE),
+                            "trt_version": "100300"}}
+
+
+def typed_files(files: dict) -> dict:
+    """Manifest file entries as JSON holds them, read as the bundle reads them."""
+    return {name: FileEntry.from_dict({"bytes": 1, "sha256": "0" * 64, **entry}) for name, entry in files.items()}
 
 
 def plan(options, files=FILES, trt="10.13.0", dla=0, cc="8.9", calibration=CALIBRATION, size=SIZE):
-    return plan_build(files, options, trt_version=trt, num_dla_cores=dla, gpu_compute_capability=cc,
-                      calibration=calibration, input_size=size)
+    return plan_build(typed_files(files), options, trt_version=trt, num_dla_cores=dla, gpu_compute_capability=cc,
+                      calibration=None if calibration is None else CalibrationRecord.from_dict(calibration),
+                      input_size=size)
 
 
 @pytest.mark.parametrize("precision, onnx", [("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"),
@@ -69,8 +77,10 @@ def test_legacy_calibrator_refuses_a_stale_calibration_cache():
     for files, calibration, size in stale:
         with pytest.raises(EdgesegError, match="calib.cache was made for another model or input size"):
             plan(legacy, files=files, trt="10.3.0", calibration=calibration, size=size)
-    for calibration in (None, {"method": "percentile"}, {"identity": "x"}):
-        with pytest.raises(EdgesegError, match="no calibration recorded for it"):
+    with pytest.raises(EdgesegError, match="no calibration recorded for it"):
+        plan(legacy, trt="10.3.0", calibration=None)
+    for calibration in ({"method": "percentile", "images": 8}, {"method": "x", "images": 8, "identity": "x"}):
+        with pytest.raises(ManifestError, match="calibration"):
             plan(legacy, trt="10.3.0", calibration=calibration)
     no_cache = {k: v for k, v in FILES.items() if k != "calib.cache"}
     assert plan(BuildOptions(precision="int8", legacy_calibrator=True, calib_data="synthetic"), files=no_cache,
@@ -110,7 +120,8 @@ ENTRY = {"kind": "engine", "precision": "fp16", "tensorrt": "10.3.0", "gpu": "Or
 
 
 def identity(entry=ENTRY, trt="10.3.0", gpu="Orin", cc="8.7"):
-    return check_engine_identity("model.fp16.engine", entry, trt_version=trt, gpu_name=gpu, gpu_cc=cc, bundle="out/b")
+    typed = FileEntry.from_dict({"bytes": 1, "sha256": "0" * 64, **entry})
+    return check_engine_identity("model.fp16.engine", typed, trt_version=trt, gpu_name=gpu, gpu_cc=cc, bundle="out/b")
 
 
 def test_engine_identity():
@@ -223,7 +234,8 @@ def test_bench_plans_engines_when_tensorrt_works(tmp_path):
     from edgeseg.runtime.bundle import open_bundle
 
     b = open_bundle(bundle)
-    b.add_file("model.fp16.engine", "engine", precision="fp16")
+    b.add_file("model.fp16.engine", "engine", precision="fp16",
+               engine=EngineRecord(tensorrt="10.3.0", gpu="Orin", compute_capability="8.7"))
     b.save()
     targets = plan_targets([bundle], missing=lambda backend: None)
     assert ("tensorrt", "fp16") in {(t.backend, t.precision) for t in targets}

@@ -22,10 +22,10 @@ def test_every_model_exports_simplifies_lints_and_verifies(registry_bundle, name
     for ACNet, test_rgbd.py)."""
     bundle = registry_bundle(name).bundle
     m = bundle.manifest
-    assert m["onnx"]["simplify"]["method"] == "onnxsim"
-    assert m["verification"]["label_agreement"] >= 0.999
-    assert m["verification"]["relative_logit_diff"] < 1e-4
-    assert m["lint"]["errors"] == 0 and m["onnx"]["opset"] >= 18
+    assert m.report("onnx")["simplify"]["method"] == "onnxsim"
+    assert m.report("verification")["label_agreement"] >= 0.999
+    assert m.report("verification")["relative_logit_diff"] < 1e-4
+    assert m.report("lint")["errors"] == 0 and m.report("onnx")["opset"] >= 18
     proto = load_onnx(bundle.path("model.onnx"))  # lint_file's load and check, once (VGG ones are 0.5 GB)
     report = lint_model(proto, str(bundle.path("model.onnx")))
     assert not report.errors
@@ -46,6 +46,7 @@ def test_bundle_manifest_hashes_and_runner_contract(tmp_path, registry_bundle):
                                    "shape": [1, 64, 128, 3]}]
     assert [o["name"] for o in manifest["outputs"]] == ["labels", "logits"] and "engines" not in manifest
     assert len(manifest["model"]["classes"]) == 5 and manifest["versions"]["torch"]
+    assert manifest["format_version"] == 2
     image = np.random.default_rng(0).integers(0, 256, (1, 64, 128, 3), dtype=np.uint8)
     results = {}
     for backend in ("onnxruntime", "torch"):
@@ -71,7 +72,7 @@ def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
                            options=ExportOptions(input_size=(64, 128), num_classes=3, dynamic_batch=True))
     verify = json.loads(bundle.path("verify.json").read_text())
     assert verify["batch_sizes"] == [1, 2]
-    assert bundle.manifest["input"]["batch"] == "batch" == bundle.batch
+    assert bundle.manifest.input.batch == "batch" == bundle.batch
     with load_runner(bundle.root) as runner:
         out = runner.infer({"image": np.zeros((3, 64, 128, 3), np.uint8)})
     assert out["labels"].shape == (3, 64, 128)
@@ -81,18 +82,22 @@ def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli_here):
     cli = cli_here
     model = create("lednet", num_classes=8)
     ckpt = save_checkpoint(tmp_path / "l.pt", model, name="lednet")
-    r = cli("export", "--checkpoint", str(ckpt), "--input-size", "256x512", "--out", str(tmp_path / "b"),
-            "--data", "synthetic")
+    r = cli("export", "--checkpoint", str(ckpt), "--input-size", "96x256", "--resize", "letterbox",
+            "--out", str(tmp_path / "b"), "--data", "synthetic")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["label_agreement"] >= 0.999
-    scores = {}
-    for target, backend in ((ckpt, "auto"), (tmp_path / "b", "onnxruntime"), (tmp_path / "b", "torch"),
-                            (tmp_path / "b" / "model.onnx", "auto")):
-        r = cli("eval", str(target), "--data", "synthetic", "--max-images", "2", "--backend", backend, "--json")
+    scores, resolutions = {}, set()
+    deploy = ["--input-size", "96x256", "--resize", "letterbox"]  # the checkpoint scored as its bundle is
+    for target, backend, extra in ((ckpt, "auto", deploy), (tmp_path / "b", "onnxruntime", []),
+                                   (tmp_path / "b", "torch", []), (tmp_path / "b" / "model.onnx", "auto", [])):
+        r = cli("eval", str(target), "--data", "synthetic", "--max-images", "2", "--backend", backend, "--json",
+                *extra)
         assert r.returncode == 0, r.stderr
         scores[(str(target), backend)] = json.loads(r.stdout)["miou"]
+        resolutions.add(json.loads(r.stdout)["resolution"])
     values = list(scores.values())
     assert max(values) - min(values) < 1e-3, scores
+    assert resolutions == {"96x256 deploy size (letterbox), labels mapped back to each image"}
 
 
 @pytest.mark.parametrize("case", ["missing-checkpoint", "other-model", "bad-size", "unwritable", "bad-outputs"])

@@ -100,7 +100,7 @@ def test_export_records_the_worst_check(tiny_export):
     bundle = open_bundle(tiny_export)
     checks = json.loads(bundle.path("verify.json").read_text())["checks"]
     assert len(checks) == 2
-    assert bundle.manifest["verification"]["label_agreement"] == min(c["label_agreement"] for c in checks)
+    assert bundle.manifest.report("verification")["label_agreement"] == min(c["label_agreement"] for c in checks)
 
 
 def test_export_below_min_agreement_fails_and_leaves_nothing(tiny_export, tmp_path, monkeypatch):
@@ -111,8 +111,8 @@ def test_export_below_min_agreement_fails_and_leaves_nothing(tiny_export, tmp_pa
 
 def test_export_at_min_agreement_passes(tiny_export, tmp_path, monkeypatch):
     bundle = _export_reusing(tiny_export, tmp_path / "out", monkeypatch, agreement=0.99, minimum=0.99)
-    assert bundle.manifest["verification"]["label_agreement"] == 0.99
-    assert bundle.manifest["verification"]["min_agreement"] == 0.99
+    assert bundle.manifest.report("verification")["label_agreement"] == 0.99
+    assert bundle.manifest.report("verification")["min_agreement"] == 0.99
     open_bundle(tmp_path / "out").path("model.onnx")
 
 
@@ -161,9 +161,10 @@ def test_calibration_gates_fp16_in_points(tmp_path, monkeypatch, fp16_threshold,
     drop = round(100 * (1.0 - cm.compute()["miou"]), 3)
     assert drop == 0.0 if passed else drop > 5  # none, or several points
     manifest = open_bundle(bundle).manifest
-    assert manifest["variants"]["fp32"]["miou"] == 1.0 and manifest["variants"]["fp16"]["miou_drop"] == drop
+    variants = manifest.report("variants")
+    assert variants["fp32"]["miou"] == 1.0 and variants["fp16"]["miou_drop"] == drop
     expected = {"passed": passed, "over_budget": {} if passed else {"fp16": drop}}
-    assert {k: manifest["gate"][k] for k in expected} == expected and summary["gate"]["passed"] is passed
+    assert {k: manifest.report("gate")[k] for k in expected} == expected and summary["gate"]["passed"] is passed
 
 
 # -- confusion counts -------------------------------------------------------------------------------------------

@@ -154,6 +154,17 @@ def test_a_symlink_in_a_bundle_that_leads_outside_is_refused(work, capsys):
     (lambda m: m.update(files=["model.onnx"]), "file list"),
     (lambda m: m["input"].update(size=[8]), "input size"),
     (lambda m: m.update(format_version="one"), "format_version"),
+    (lambda m: m["input"].update(batch=0), "input.batch"),
+    (lambda m: m["input"].update(resize="squash"), "input.resize"),
+    (lambda m: m["model"].update(mean=[0.5]), "model.mean"),
+    (lambda m: m["files"]["model.onnx"].pop("sha256"), "file entry"),
+    (lambda m: m["files"]["model.onnx"].update(bytes="12"), "file entry"),
+    (lambda m: m["files"]["model.onnx"].update(kind="engine"), "engine entry"),
+    (lambda m: m.update(calibration={"method": "entropy", "images": 4}), "calibration"),
+    (lambda m: m.update(crf={"params": {}, "standalone": "../crf.onnx", "fused": "m.onnx"}), "outside"),
+    (lambda m: m.update(outputs={"name": "labels"}), "outputs"),
+    (lambda m: m["inputs"][0].pop("dtype"), "dtype"),
+    (lambda m: m.update(gate=["passed"]), "report section"),
 ])
 def test_manifest_missing_or_mistyped_parts_are_refused(work, capsys, edit, match):
     _edit_manifest(work / "b", edit)

@@ -111,8 +111,8 @@ def test_onnx_export_matches_torch(name, registry_bundle):
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     image = np.random.default_rng(1).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": image})))
-    meta = shared.bundle.manifest["model"]
-    x = (image / 255.0 - np.asarray(meta["mean"])) / np.asarray(meta["std"])
+    meta = shared.bundle.model
+    x = (image / 255.0 - np.asarray(meta.mean)) / np.asarray(meta.std)
     with torch.no_grad():
         ref = shared.model(torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2).contiguous()).numpy()
     assert got["logits"].shape == ref.shape == (1, NUM_CLASSES, h, w)

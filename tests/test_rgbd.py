@@ -26,7 +26,7 @@ def rgbd_bundle(registry_bundle):
     """ACNet at 64×128 with 8 classes, labels and logits, verified on 2 synthetic scenes with their depth: the
     registry-wide bundle (tests/conftest.py), exported once for test_export.py and these tests (read-only)."""
     bundle = registry_bundle("acnet").bundle
-    assert tuple(bundle.input_size) == SIZE and bundle.model["num_classes"] == 8
+    assert tuple(bundle.input_size) == SIZE and bundle.model.num_classes == 8
     return bundle
 
 
@@ -87,8 +87,8 @@ def test_bundle_has_two_inputs_and_verifies_on_data_with_depth(rgbd_bundle):
     assert [i.name for i in graph.input] == ["image", "depth"]
     assert graph.input[1].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     m = rgbd_bundle.manifest
-    assert [s["name"] for s in m["inputs"]] == ["image", "depth"] and rgbd_bundle.input_names == ("image", "depth")
-    assert m["verification"]["label_agreement"] >= 0.999
+    assert [s.name for s in m.inputs] == ["image", "depth"] and rgbd_bundle.input_names == ("image", "depth")
+    assert m.report("verification")["label_agreement"] >= 0.999
     checks = json.loads(rgbd_bundle.path("verify.json").read_text())["checks"]
     assert any(c["source"] == "data" for c in checks)
 

@@ -12,6 +12,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.models import create, save_checkpoint
 from edgeseg.runtime.bundle import Bundle
 from edgeseg.runtime.load import load_runner
+from edgeseg.runtime.manifest import InputSpec, Manifest, ModelInfo
 from edgeseg.runtime.torch_cuda_runner import TorchCudaRunner, cuda_unavailable
 
 H, W = 32, 64
@@ -33,8 +34,8 @@ def checkpoint_bundle(tmp_path_factory):
     torch.manual_seed(0)
     model = create("lednet", num_classes=len(CLASSES))
     save_checkpoint(root / "model.pt", model, name="lednet")
-    bundle = Bundle(root, {"model": {"name": "lednet", "classes": CLASSES, "palette": PALETTE},
-                           "input": {"name": "image", "shape": [1, H, W, 3], "size": [H, W]}})
+    bundle = Bundle(root, Manifest(ModelInfo("lednet", list(CLASSES), palette=[list(c) for c in PALETTE]),
+                                   InputSpec((H, W))))
     bundle.add_file("model.pt", "checkpoint", precision="fp32")
     bundle.save()
     return root

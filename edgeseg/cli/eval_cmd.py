@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from edgeseg.cli.args import positive_int, torch_device_or_auto
+from edgeseg.cli.args import input_size, positive_int, torch_device_or_auto
+from edgeseg.data.geometry import DEFAULT_RESIZE, RESIZE_MODES
 from edgeseg.runtime.backends import PRECISIONS
 
 
@@ -23,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="which variant of a bundle to run (default fp32)")
+    parser.add_argument("--input-size", type=input_size, metavar="HxW",
+                        help="checkpoints: score at this deploy size, as its bundle would be (default: each image "
+                             "at its own size)")
+    parser.add_argument("--resize", choices=RESIZE_MODES,
+                        help=f"checkpoints with --input-size: how images are fitted (default {DEFAULT_RESIZE})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -44,6 +50,9 @@ def _evaluate_checkpoint(args, source):
     from edgeseg.evaluate import evaluate_model, select_device
     from edgeseg.models import load_model
 
+    if args.resize is not None and args.input_size is None:
+        raise EdgesegError("--resize says how images fit --input-size: give --input-size HxW too")
+    mode = args.resize or DEFAULT_RESIZE
     model, meta, name = load_model(args.model)
     if source.num_classes != meta.num_classes:
         raise EdgesegError(f"{args.model} predicts {meta.num_classes} classes, {args.data} has {source.num_classes}")
@@ -51,14 +60,17 @@ def _evaluate_checkpoint(args, source):
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     cm = evaluate_model(model.to(device), source, num_classes=meta.num_classes, mean=meta.mean, std=meta.std,
-                        device=device, max_images=args.max_images, boundary=args.boundary, progress=True)
-    return cm, meta.classes, name, "torch", "each image at its own size"
+                        device=device, max_images=args.max_images, boundary=args.boundary, progress=True,
+                        size=args.input_size, mode=mode)
+    if args.input_size is None:
+        return cm, meta.classes, name, "torch", "each image at its own size"
+    h, w = args.input_size
+    return cm, meta.classes, name, "torch", f"{h}x{w} deploy size ({mode}), labels mapped back to each image"
 
 
 def _evaluate_runner(args, source):
     from pathlib import Path
 
-    from edgeseg.data.geometry import DEFAULT_RESIZE
     from edgeseg.errors import EdgesegError
     from edgeseg.runtime.bundle import is_bundle, open_bundle
     from edgeseg.runtime.evaluate import evaluate_runner
@@ -67,9 +79,12 @@ def _evaluate_runner(args, source):
 
     path = Path(args.model)
     classes, name, mode = source.classes, path.stem, DEFAULT_RESIZE
+    if args.input_size is not None or args.resize is not None:
+        raise EdgesegError("--input-size and --resize are for checkpoints: a bundle is scored at its deploy size, "
+                           "fitted as its manifest says")
     if is_bundle(path):
         bundle = open_bundle(path)
-        classes, name, mode = bundle.model["classes"], bundle.model["name"], bundle.resize_mode
+        classes, name, mode = bundle.model.classes, bundle.model.name, bundle.resize_mode
         if len(classes) != source.num_classes:
             raise EdgesegError(f"{path} predicts {len(classes)} classes, {args.data} has {source.num_classes}")
     runner = load_runner(path, args.backend, precision=args.precision, threads=args.threads)

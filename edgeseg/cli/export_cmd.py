@@ -71,10 +71,11 @@ def main(args: argparse.Namespace) -> int:
     bundle = export_with_variants(args.out, model_name=args.model, checkpoint=args.checkpoint, options=options,
                                   calibration=calibration)
     m = bundle.manifest
-    print(json.dumps({"bundle": str(bundle.root), "model": m["model"]["name"], "input": m["inputs"][0]["shape"],
-                      "opset": m["onnx"]["opset"], "nodes": m["lint"]["node_count"],
-                      "label_agreement": m["verification"]["label_agreement"],
-                      "max_abs_logit_diff": m["verification"].get("max_abs_logit_diff")}))
+    verification = m.report("verification")
+    print(json.dumps({"bundle": str(bundle.root), "model": m.model.name, "input": m.inputs[0].shape,
+                      "opset": m.report("onnx")["opset"], "nodes": m.report("lint")["node_count"],
+                      "label_agreement": verification["label_agreement"],
+                      "max_abs_logit_diff": verification.get("max_abs_logit_diff")}))
     if calibration is None:
         return 0
     table, passed = variants_table(m)

@@ -91,12 +91,12 @@ def main(args: argparse.Namespace) -> int:
     if args.device != "cpu" and args.backend != "torch":
         raise EdgesegError("--device is where the torch backend runs: add --backend torch")
     bundle = open_bundle(args.bundle)
-    palette = bundle.model.get("palette") or []
+    palette = bundle.model.palette
     threads = args.threads or (max(1, (os.cpu_count() or 1) // args.streams) if args.streams > 1 else None)
     if bundle.takes_depth and not args.depth:
-        raise EdgesegError(f"{bundle.model['name']} is an RGB-D model: give --depth DIR with an image folder source")
+        raise EdgesegError(f"{bundle.model.name} is an RGB-D model: give --depth DIR with an image folder source")
     if args.depth and not bundle.takes_depth:
-        raise EdgesegError(f"--depth: this bundle ({bundle.model['name']}) takes no depth; it is an RGB model")
+        raise EdgesegError(f"--depth: this bundle ({bundle.model.name}) takes no depth; it is an RGB model")
     if args.crf and bundle.takes_depth:
         raise EdgesegError("--crf takes RGB models; this bundle is RGB-D")
     source = open_source(args.source, depth_dir=args.depth)
@@ -117,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
                 summary = pipeline.run()
             finally:
                 status.close()
-    summary.update(model=bundle.model.get("name"), backend=runner.backend, precision=args.precision, crf=args.crf,
+    summary.update(model=bundle.model.name, backend=runner.backend, precision=args.precision, crf=args.crf,
                    source=args.source, sink=args.sink)
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0

@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from edgeseg.cli.args import non_negative_number, positive_int
+
+if TYPE_CHECKING:
+    from edgeseg.runtime.manifest import Manifest
 
 
 def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -46,18 +50,18 @@ def calibration_options(args: argparse.Namespace, int8: bool, fp16: bool):
                               max_search_steps=args.max_search_steps)
 
 
-def variants_table(manifest: dict) -> tuple[str, bool]:
+def variants_table(manifest: Manifest) -> tuple[str, bool]:
     """The closing table (variant, size, mIoU, drop, agreement) and whether the gate passed."""
     from edgeseg.texttable import render_table
 
     rows = []
-    for name, v in manifest.get("variants", {}).items():
+    for name, v in manifest.report("variants").items():
         miou = f"{100 * v['miou']:.2f}" if "miou" in v else "-"
         drop = f"{v['miou_drop']:.2f}" if "miou_drop" in v else "-"
         agree = f"{100 * v['label_agreement']:.2f}%" if "label_agreement" in v else "-"
         rows.append((name, v["file"], f"{v['bytes'] / 2**20:.1f}", miou, drop, agree))
     lines = [render_table(("variant", "file", "MB", "mIoU", "drop", "agreement"), rows)]
-    gate = manifest.get("gate", {})
+    gate = manifest.report("gate")
     passed = gate.get("passed")
     verdict = {True: "PASSED", False: "FAILED", None: "NOT GATED (no labelled eval set)"}[passed]
     lines.append(f"gate: mIoU drop <= {gate.get('max_miou_drop')} points on {gate.get('eval_data')} "
