@@ -24,7 +24,8 @@ def threshold_onnx(path: Path, threshold: float, batch: int | str = 1) -> Path:
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["f", "axes"], ["mean"], keepdims=0),
         helper.make_node("Greater", ["mean", "threshold"], ["bright"]),
-        helper.make_node("Cast", ["bright"], ["labels"], to=TensorProto.UINT8),
+        helper.make_node("Cast", ["bright"], ["bright_f"], to=TensorProto.FLOAT),  # TensorRT: uint8 from float only
+        helper.make_node("Cast", ["bright_f"], ["labels"], to=TensorProto.UINT8),
     ]
     inits = [numpy_helper.from_array(np.array([3], np.int64), "axes"),
              numpy_helper.from_array(np.array(threshold, np.float32), "threshold")]
