@@ -102,14 +102,16 @@ def check_cache_identity(files: dict, calibration: dict | None, input_size: Sequ
                            "BUNDLE --int8 --calib-data SPEC")
 
 
-def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_cores: int,
-               gpu_compute_capability: str, calibration: dict | None = None,
+def plan_build(files: dict, options: BuildOptions, *, trt_version: str | None, num_dla_cores: int | None,
+               gpu_compute_capability: str | None, calibration: dict | None = None,
                input_size: Sequence[int] | None = None, inputs: Sequence[dict] | None = None) -> BuildPlan:
     """The build for a bundle whose manifest lists ``files`` (name → entry), or a clear refusal.
 
     ``calibration`` (the manifest's section) and ``input_size`` (the bundle's deploy size) vouch for the
     ``calib.cache`` the legacy calibrator takes: see :func:`check_cache_identity`. ``inputs`` (the manifest's
-    tensor specs) give a dynamic-batch bundle its optimization profile."""
+    tensor specs) give a dynamic-batch bundle its optimization profile. ``None`` for the TensorRT version, the DLA
+    core count or the compute capability (``--print-trtexec`` on a machine without TensorRT) skips the checks
+    that need it."""
     plan = _plan_build(files, options, trt_version=trt_version, num_dla_cores=num_dla_cores,
                        gpu_compute_capability=gpu_compute_capability, calibration=calibration,
                        input_size=input_size)
@@ -121,8 +123,9 @@ def plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_
     return plan
 
 
-def _plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla_cores: int,
-                gpu_compute_capability: str, calibration: dict | None, input_size: Sequence[int] | None) -> BuildPlan:
+def _plan_build(files: dict, options: BuildOptions, *, trt_version: str | None, num_dla_cores: int | None,
+                gpu_compute_capability: str | None, calibration: dict | None,
+                input_size: Sequence[int] | None) -> BuildPlan:
     o = options
     if o.precision not in PRECISIONS:
         raise EdgesegError(f"--precision must be one of {', '.join(PRECISIONS)}, got {o.precision!r}")
@@ -132,8 +135,7 @@ def _plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla
         raise EdgesegError("--workspace must be at least 1 MB")
     if o.hardware_compatibility not in HARDWARE_LEVELS:
         raise EdgesegError(f"--hardware-compatibility must be one of {', '.join(HARDWARE_LEVELS)}")
-    major = version_tuple(trt_version)[0]
-    if major < 10:
+    if trt_version is not None and version_tuple(trt_version)[0] < 10:
         raise EdgesegError(f"TensorRT {trt_version} is too old: edgeseg builds with TensorRT 10.x or 11.x")
 
     def find(kind: str, precision: str) -> str | None:
@@ -146,7 +148,7 @@ def _plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla
     if o.legacy_calibrator:
         if o.precision != "int8":
             raise EdgesegError("--legacy-calibrator is for --precision int8")
-        if not has_feature("legacy_calibrator", trt_version):
+        if trt_version is not None and not has_feature("legacy_calibrator", trt_version):
             raise EdgesegError(f"TensorRT {trt_version} removed the INT8 calibrators; build the Q/DQ model "
                                f"(model.int8.onnx) without --legacy-calibrator")
         onnx_file, strongly_typed = find("onnx", "fp32"), False
@@ -172,7 +174,7 @@ def _plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla
     if o.dla_core is not None:
         if num_dla_cores == 0:
             raise EdgesegError("this GPU has no DLA cores (DLA exists on Jetson Xavier / Orin)")
-        if not 0 <= o.dla_core < num_dla_cores:
+        if num_dla_cores is not None and not 0 <= o.dla_core < num_dla_cores:
             raise EdgesegError(f"--dla {o.dla_core}: this device has DLA cores 0..{num_dla_cores - 1}")
         if o.precision == "fp32":
             raise EdgesegError("DLA runs fp16 or int8 only: use --precision fp16 or int8 with --dla")
@@ -185,10 +187,11 @@ def _plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla
     elif o.gpu_fallback:
         raise EdgesegError("--gpu-fallback only means something with --dla")
     if o.hardware_compatibility != "none":
-        require_feature(HARDWARE_FEATURES[o.hardware_compatibility], trt_version)
+        _require(HARDWARE_FEATURES[o.hardware_compatibility], trt_version)
     if o.version_compatible:
-        require_feature("version_compatible", trt_version)
-    if o.hardware_compatibility == "ampere+" and compute_capability(gpu_compute_capability) < (8, 0):
+        _require("version_compatible", trt_version)
+    if (o.hardware_compatibility == "ampere+" and gpu_compute_capability is not None
+            and compute_capability(gpu_compute_capability) < (8, 0)):
         raise EdgesegError(f"--hardware-compatibility ampere+ needs an Ampere or newer GPU to build on "
                            f"(this one is compute {gpu_compute_capability})")
     if o.version_compatible:
@@ -201,7 +204,12 @@ def _plan_build(files: dict, options: BuildOptions, *, trt_version: str, num_dla
                      engine_file=f"model.{o.precision}{suffix}{'.legacy' if o.legacy_calibrator else ''}.engine")
 
 
-def _plan_crf(o: BuildOptions, onnx_file: str | None, trt_version: str) -> BuildPlan:
+def _require(feature: str, trt_version: str | None) -> None:
+    if trt_version is not None:
+        require_feature(feature, trt_version)
+
+
+def _plan_crf(o: BuildOptions, onnx_file: str | None, trt_version: str | None) -> BuildPlan:
     """The ConvCRF engine: crf.onnx is an fp32 graph and is built strongly typed, so fp32 whatever the model's
     precision (its cost is memory traffic more than arithmetic)."""
     if onnx_file is None:
@@ -211,7 +219,7 @@ def _plan_crf(o: BuildOptions, onnx_file: str | None, trt_version: str) -> Build
                            "--gpu-fallback")
     flags = ["VERSION_COMPATIBLE"] if o.version_compatible else []
     if o.hardware_compatibility != "none":
-        require_feature(HARDWARE_FEATURES[o.hardware_compatibility], trt_version)
+        _require(HARDWARE_FEATURES[o.hardware_compatibility], trt_version)
     return BuildPlan(onnx_file=onnx_file, precision="fp32", strongly_typed=True, builder_flags=flags,
                      hardware_level=HARDWARE_LEVELS[o.hardware_compatibility],
                      workspace_bytes=None if o.workspace_mb is None else o.workspace_mb * 2**20,
