@@ -291,3 +291,37 @@ def test_layer_report_reads_every_tensor_and_both_field_layouts():
     dla = layer_report(json.dumps({"Layers": [{"Name": "{ForeignNode[conv1...conv9]}", "LayerType": "ForeignNode",
                                                "Outputs": [{"Datatype": "Half"}]}]}), dla=True)
     assert dla["dla_layers"] == ["{ForeignNode[conv1...conv9]}"]
+
+
+# -- on real TensorRT (skipped where it is missing): the same paths, end to end ----------------------------------
+
+@pytest.mark.tensorrt
+def test_real_version_compatible_dynamic_batch_engine_runs_with_a_cuda_graph(tmp_path):
+    from bench_fixtures import reference_labels
+
+    from edgeseg.runtime.load import load_runner
+
+    bundle = _dynamic_bundle(tmp_path / "d")
+    result = build_engine(bundle, BuildOptions(precision="fp32", version_compatible=True, max_batch=4, opt_batch=2))
+    assert result["entry"]["version_compatible"] and result["entry"]["profile"]["image"][2][0] == 4
+    image = np.random.default_rng(1).integers(0, 256, (1, H, W, 3), dtype=np.uint8)
+    with load_runner(bundle, "tensorrt", cuda_graph=True) as runner:
+        for _ in range(3):
+            labels = runner.infer({"image": image})["labels"]
+    np.testing.assert_array_equal(labels[0], reference_labels(image[0], 127.0))
+
+
+@pytest.mark.tensorrt
+def test_real_legacy_calibration_cache_header_is_the_installed_version(tmp_path):
+    import tensorrt
+
+    from edgeseg.runtime.trt_features import cache_version_number, has_feature
+
+    if not has_feature("legacy_calibrator", tensorrt.__version__):
+        pytest.skip(f"TensorRT {tensorrt.__version__} has no INT8 calibrators")
+    bundle = make_threshold_bundle(tmp_path / "b", {"fp32": 127.0})
+    images = np.random.default_rng(2).integers(0, 256, (4, H, W, 3), dtype=np.uint8)
+    build_engine(bundle, BuildOptions(precision="int8", legacy_calibrator=True, calib_data="x"),
+                 calibration_images=images)
+    header = (bundle / "calib.cache").read_text().splitlines()[0]
+    assert header == f"TRT-{cache_version_number(tensorrt.__version__)}-EntropyCalibration2"
