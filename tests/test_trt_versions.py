@@ -121,3 +121,15 @@ def test_calibration_cache_accepts_colons_in_tensor_names(tmp_path):
     assert scales["onnx::Conv_12:0"] == pytest.approx(0.02) and scales["image"] == pytest.approx(255 / 127)
     with pytest.raises(EdgesegError, match="cannot be written"):
         write_cache(tmp_path / "c", {"a\nb": 1.0})
+
+
+def test_export_and_calibrate_write_the_cache_for_the_chosen_tensorrt():
+    import argparse
+
+    from edgeseg.cli.variants import add_calibration_arguments, calibration_options
+
+    parser = argparse.ArgumentParser()
+    add_calibration_arguments(parser, required=True)
+    default = calibration_options(parser.parse_args(["--calib-data", "x"]), int8=True, fp16=False)
+    chosen = calibration_options(parser.parse_args(["--calib-data", "x", "--trt-version", "10.13.2"]), True, False)
+    assert (default.trt_version, chosen.trt_version) == ("100300", "101302")  # JetPack 6's 10.3 by default
