@@ -12,7 +12,6 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.trt_support import (
-    OPSET_RANGE,
     POOL_OPS,
     REDUCE_OPS,
     RESIZE_COORDINATE_MODES,
@@ -20,6 +19,10 @@ from edgeseg.export.trt_support import (
     RESIZE_NEAREST_MODES,
     SUPPORTED_OPS,
 )
+from edgeseg.runtime.trt_features import OPSET_RANGES, onnx_opset_range
+
+BOOL_PRODUCERS = {"Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal", "And", "Or", "Xor", "Not", "IsNaN",
+                  "IsInf"}
 
 SHAPE_CONSUMERS = {"Reshape", "Resize", "Pad", "Expand", "Tile", "Slice", "ConstantOfShape", "Range"}
 
@@ -93,15 +96,33 @@ def load_onnx(path: str | Path):
     return model
 
 
-def lint_model(model, path: str = "<model>") -> LintReport:
+def _check_opset(opset: int, trt_version: str | None, add) -> None:
+    """The opset against ``trt_version``'s documented range; without a version, against the newest range (an
+    error outside it) and the oldest TensorRT 10 range (a warning: JetPack 6's 10.3 parses less)."""
+    if trt_version is not None:
+        low, high = onnx_opset_range(trt_version)
+        if not low <= opset <= high:
+            add(Finding("error", "opset", "-", f"opset {opset} outside TensorRT {trt_version}'s {low}-{high}"))
+        return
+    low, high = OPSET_RANGES[-1][1]
+    if not low <= opset <= high:
+        add(Finding("error", "opset", "-", f"opset {opset} outside TensorRT's {low}-{high}"))
+    elif opset > OPSET_RANGES[0][1][1]:
+        add(Finding("warning", "opset", "-", f"opset {opset} is newer than TensorRT 10.0-10.14 document (up to "
+                                             f"{OPSET_RANGES[0][1][1]}; JetPack 6 ships 10.3): check with "
+                                             f"edgeseg lint --trt-version"))
+
+
+def lint_model(model, path: str = "<model>", trt_version: str | None = None) -> LintReport:
+    """Lint ``model`` for the TensorRT parser; ``trt_version`` (e.g. ``"10.3"``) checks the opset against that
+    version's documented range."""
     import onnx
 
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     report = LintReport(path, opset, len(graph.node), dict(Counter(n.op_type for n in graph.node)))
     add = report.findings.append
-    if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
-        add(Finding("error", "opset", "-", f"opset {opset} outside TensorRT's {OPSET_RANGE[0]}-{OPSET_RANGE[1]}"))
+    _check_opset(opset, trt_version, add)
 
     constants = {i.name for i in graph.initializer}
     constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
@@ -157,6 +178,11 @@ def lint_model(model, path: str = "<model>") -> LintReport:
             if src is not None and src.op_type in ("ArgMax", "ArgMin"):
                 add(Finding("error", "argmax-to-uint8", name, "ArgMax → Cast(uint8) directly: go through float "
                                                               "(ArgMax → Cast(float) → Cast(uint8))"))
+            if elem_types.get(node.input[0]) == onnx.TensorProto.BOOL or (
+                    src is not None and src.op_type in BOOL_PRODUCERS):
+                add(Finding("error", "bool-to-uint8", name, "Cast(bool → uint8): TensorRT converts to UINT8 only "
+                                                            "from float or half: go through float "
+                                                            "(Cast(float) → Cast(uint8))"))
         if node.op_type == "Cast" and elem_types.get(node.input[0]) == onnx.TensorProto.UINT8 \
                 and node.input[0] not in graph_inputs:
             add(Finding("error", "uint8-internal", name, "UINT8 is only allowed as network input or output"))
@@ -178,8 +204,9 @@ def _reaches_shape(node, producers, depth: int = 0, seen=None) -> bool:
     return any(_reaches_shape(producers[i], producers, depth + 1, seen) for i in node.input if i in producers)
 
 
-def lint_file(path: str | Path) -> LintReport:
-    return lint_model(load_onnx(path), str(path))
+def lint_file(path: str | Path, trt_version: str | None = None) -> LintReport:
+    """:func:`lint_model` on the ONNX file at ``path``."""
+    return lint_model(load_onnx(path), str(path), trt_version)
 
 
 def simplify_and_lint(path: str | Path, method: str = "onnxsim"):

@@ -1,12 +1,15 @@
 """TensorRT's ONNX parser support matrix, as data.
 
-Source: onnx/onnx-tensorrt ``docs/operators.md`` for TensorRT 10.15 (opsets 9-24), the newest published list.
+Source: onnx/onnx-tensorrt ``docs/operators.md`` for TensorRT 10.15, the newest published list (the opset range
+per TensorRT version is in :mod:`edgeseg.runtime.trt_features`; ``OPSET_RANGE`` is the newest).
 TensorRT 11 parses the same operator set; what changes is precision (strongly typed networks only: FP16 from
 FP16 tensors, INT8 only as explicit Q/DQ), which the lint checks separately. TensorRT 10.3 (JetPack 6) predates
 some entries (e.g. RMSNormalization, RotaryEmbedding, TensorScatter), none of which edgeseg's models use.
 """
 
-OPSET_RANGE = (9, 24)
+from edgeseg.runtime.trt_features import OPSET_RANGES
+
+OPSET_RANGE = OPSET_RANGES[-1][1]
 
 SUPPORTED_OPS = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh Attention AveragePool BatchNormalization BlackmanWindow

@@ -29,7 +29,9 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("onnxruntime", "onnxruntime", "pip install onnxruntime", PRECISIONS, "onnx", (".onnx",)),
-    Backend("tensorrt", "tensorrt", "install TensorRT on a machine with an NVIDIA GPU (pip install edgeseg[tensorrt])",
+    Backend("tensorrt", "tensorrt", "install TensorRT on a machine with an NVIDIA GPU: pip install "
+            "edgeseg[tensorrt-cu12] (CUDA 12) or edgeseg[tensorrt-cu13] (CUDA 13); on a Jetson, JetPack's "
+            "python3-libnvinfer",
             PRECISIONS, "engine", (".engine", ".plan")),
     Backend("torch", "torch", "pip install torch", ("fp32", "fp16"), "checkpoint", (".pt", ".pth")),
 )}

@@ -112,7 +112,7 @@ def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = 
                     **options) -> Runner:
     """A runner for ``path`` (a bundle) with CRF post-processing; ``options`` go to :func:`load_runner`."""
     from edgeseg.runtime.backends import backend_missing
-    from edgeseg.runtime.load import engine_runner, load_runner
+    from edgeseg.runtime.load import engine_runner, load_runner, pick_engine
 
     if mode not in CRF_MODES:
         raise EdgesegError(f"unknown CRF {mode!r}; choose {', '.join(CRF_MODES)}")
@@ -127,11 +127,11 @@ def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = 
     if bundle.manifest.crf is None:
         raise EdgesegError(f"{bundle.root} has no ConvCRF: re-export it with edgeseg export --crf "
                            f"(or use --crf dense with pydensecrf2)")
-    use_tensorrt = backend == "tensorrt" or (backend == "auto" and bundle.find("engine", precision)
+    use_tensorrt = backend == "tensorrt" or (backend == "auto" and pick_engine(bundle.files, precision)
                                              and bundle.find("crf-engine", "fp32")
                                              and backend_missing("tensorrt") is None)
     if use_tensorrt:
-        engine, crf_engine = bundle.find("engine", precision), bundle.find("crf-engine", "fp32")
+        engine, crf_engine = pick_engine(bundle.files, precision), bundle.find("crf-engine", "fp32")
         if engine is None or crf_engine is None:
             missing = [f"edgeseg build {bundle.root} --precision {precision}"] if engine is None else []
             missing += [f"edgeseg build {bundle.root} --crf"] if crf_engine is None else []

@@ -2,7 +2,9 @@
 
 Device buffers, pinned host buffers, streams, events, async host↔device and device↔device copies, memory
 info, CUDA-graph capture. cuda-python is preferred (NVIDIA's samples moved to it, and it has no context stack
-to push per thread); pycuda is used when it is the one installed. Every CUDA status is checked: a failure is a
+to push per thread); pycuda is used when it is the one installed: its driver API needs the device's primary
+context current in the calling thread, so every pycuda call, and every block of work a runner does in a thread
+(``with cuda.context():``), pushes it there and pops it after. Every CUDA status is checked: a failure is a
 :class:`CudaError` naming the call and CUDA's own error name and text.
 
 ``get_cuda()`` returns the binding (cached); nothing here touches the GPU at import time.
@@ -10,10 +12,12 @@ to push per thread); pycuda is used when it is the one installed. Every CUDA sta
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import importlib.util
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -59,8 +63,20 @@ class CudaApi:
     def free_pinned(self, array: np.ndarray) -> None:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """Make this binding's CUDA context current in the calling thread for the block (cuda-python's
+        runtime API needs nothing; pycuda pushes the primary context)."""
+        yield
+
     def stream(self):
         raise NotImplementedError
+
+    def destroy_stream(self, stream) -> None:
+        """Release a stream from :meth:`stream`."""
+
+    def destroy_event(self, event) -> None:
+        """Release an event from :meth:`event`."""
 
     def stream_handle(self, stream) -> int:
         raise NotImplementedError
@@ -96,6 +112,12 @@ class CudaApi:
 
     def launch(self, graph, stream) -> None:
         raise CudaError(f"CUDA graphs need cuda-python (this binding is {self.name})")
+
+    def abort_capture(self, stream) -> None:
+        """End a capture that failed and discard what it recorded, clearing CUDA's sticky error."""
+
+    def destroy_graph(self, graph) -> None:
+        """Release a graph from :meth:`capture_end`."""
 
 
 def _contiguous(array: np.ndarray, what: str) -> np.ndarray:
@@ -162,6 +184,12 @@ class CudaPython(CudaApi):
     def stream(self):
         return self.check(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking), "cudaStreamCreate")
 
+    def destroy_stream(self, stream) -> None:
+        self.check(self.rt.cudaStreamDestroy(stream), "cudaStreamDestroy")
+
+    def destroy_event(self, event) -> None:
+        self.check(self.rt.cudaEventDestroy(event), "cudaEventDestroy")
+
     def stream_handle(self, stream) -> int:
         return int(stream)
 
@@ -202,29 +230,62 @@ class CudaPython(CudaApi):
 
     def capture_end(self, stream):
         graph = self.check(self.rt.cudaStreamEndCapture(stream), "cudaStreamEndCapture")
-        return self.check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        try:
+            return self.check(self.rt.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        finally:
+            self.check(self.rt.cudaGraphDestroy(graph), "cudaGraphDestroy")  # the executable graph stands alone
 
     def launch(self, graph, stream) -> None:
         self.check(self.rt.cudaGraphLaunch(graph, stream), "cudaGraphLaunch")
 
+    def abort_capture(self, stream) -> None:
+        status, graph = self.rt.cudaStreamEndCapture(stream)
+        if int(status) == 0 and graph:
+            self.rt.cudaGraphDestroy(graph)
+        self.rt.cudaGetLastError()  # a failed capture leaves an error behind for the next call
+
+    def destroy_graph(self, graph) -> None:
+        self.check(self.rt.cudaGraphExecDestroy(graph), "cudaGraphExecDestroy")
+
 
 class PyCuda(CudaApi):
-    """pycuda's driver API on the device's primary context (``pycuda.autoprimaryctx``)."""
+    """pycuda's driver API on device 0's primary context, made current per thread by :meth:`context`
+    (``pycuda.autoprimaryctx`` makes it current in the importing thread only, and the pipeline and bench run
+    inference in worker threads)."""
 
     name = "pycuda"
 
     def __init__(self) -> None:
         self.driver = importlib.import_module("pycuda.driver")
+        self._local = threading.local()
         try:
-            importlib.import_module("pycuda.autoprimaryctx")
+            self.driver.init()
+            self.primary = self.driver.Device(0).retain_primary_context()
         except self.driver.Error as exc:
             raise CudaError(f"pycuda cannot use the GPU: {exc}") from exc
 
-    def _call(self, what: str, fn, *args):
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            try:
+                self.primary.push()
+            except self.driver.Error as exc:
+                raise CudaError(f"cannot make the CUDA context current: {exc}") from exc
+        self._local.depth = depth + 1
         try:
-            return fn(*args)
-        except self.driver.Error as exc:
-            raise CudaError(f"{what} failed: {exc}") from exc
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                self.driver.Context.pop()
+
+    def _call(self, what: str, fn, *args):
+        with self.context():
+            try:
+                return fn(*args)
+            except self.driver.Error as exc:
+                raise CudaError(f"{what} failed: {exc}") from exc
 
     def device_info(self, device: int = 0) -> dict:
         d = self.driver.Device(device)

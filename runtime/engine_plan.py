@@ -8,11 +8,15 @@
 * :func:`check_engine_identity` — an engine runs only with the TensorRT version and the GPU it was built for
   (unless built version- or hardware-compatible); otherwise a clear error with the command that rebuilds it.
 * :func:`layer_report` — per-layer precision and device from the engine inspector's JSON.
+* :func:`batch_profile` — the optimization profile (min / opt / max shapes) of a dynamic-batch bundle.
+* :func:`runtime_settings` — what the ``IRuntime`` must be told before it deserializes an engine (host code
+  allowed for a version-compatible engine, the DLA core of a DLA engine), the same at build and at run time.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -21,9 +25,13 @@ from dataclasses import dataclass, field
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import PRECISIONS
 from edgeseg.runtime.bundle import find_file
-from edgeseg.runtime.manifest import CalibrationRecord, FileEntry
+from edgeseg.runtime.manifest import CalibrationRecord, EngineRecord, FileEntry, TensorSpec
+from edgeseg.runtime.trt_features import has_feature, require_feature
+
+log = logging.getLogger(__name__)
 
 HARDWARE_LEVELS = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
+HARDWARE_FEATURES = {"ampere+": "hardware_compatibility_ampere_plus", "same-cc": "hardware_compatibility_same_cc"}
 MAX_OPT_LEVEL = 5
 
 
@@ -44,6 +52,11 @@ class BuildOptions:
     legacy_calibrator: bool = False  # TensorRT 10 only: implicit INT8 from the fp32 ONNX and calib.cache
     calib_data: str | None = None  # for the legacy calibrator when the bundle has no calib.cache
     crf: bool = False  # build the standalone ConvCRF (crf.onnx, fp32) instead of the model
+    max_batch: int = 8  # dynamic-batch bundles: the profile's largest batch
+    opt_batch: int | None = None  # dynamic-batch bundles: the batch TensorRT tunes for (default max_batch)
+
+
+Shape = tuple[int, ...]
 
 
 @dataclass
@@ -59,6 +72,8 @@ class BuildPlan:
     calibration_cache: str | None = None
     engine_file: str = "model.engine"
     kind: str = "engine"  # or "crf-engine"
+    profile: dict[str, tuple[Shape, Shape, Shape]] | None = None  # dynamic batch: name -> (min, opt, max)
+    version_compatible: bool = False  # the runtime must allow the engine's host code to load it
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -89,13 +104,31 @@ def check_cache_identity(files: dict[str, FileEntry], calibration: CalibrationRe
                            "BUNDLE --int8 --calib-data SPEC")
 
 
-def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_version: str, num_dla_cores: int,
-               gpu_compute_capability: str, calibration: CalibrationRecord | None = None,
-               input_size: Sequence[int] | None = None) -> BuildPlan:
+def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_version: str | None,
+               num_dla_cores: int | None, gpu_compute_capability: str | None,
+               calibration: CalibrationRecord | None = None, input_size: Sequence[int] | None = None,
+               inputs: Sequence[TensorSpec] | None = None) -> BuildPlan:
     """The build for a bundle whose manifest lists ``files`` (name → entry), or a clear refusal.
 
     ``calibration`` (the manifest's section) and ``input_size`` (the bundle's deploy size) vouch for the
-    ``calib.cache`` the legacy calibrator takes: see :func:`check_cache_identity`."""
+    ``calib.cache`` the legacy calibrator takes: see :func:`check_cache_identity`. ``inputs`` (the manifest's
+    tensor specs) give a dynamic-batch bundle its optimization profile. ``None`` for the TensorRT version, the DLA
+    core count or the compute capability (``--print-trtexec`` on a machine without TensorRT) skips the checks
+    that need it."""
+    plan = _plan_build(files, options, trt_version=trt_version, num_dla_cores=num_dla_cores,
+                       gpu_compute_capability=gpu_compute_capability, calibration=calibration,
+                       input_size=input_size)
+    plan.profile = batch_profile(inputs or [], options.max_batch, options.opt_batch)
+    if plan.profile is not None and options.legacy_calibrator:
+        raise EdgesegError("--legacy-calibrator calibrates one fixed batch: build a dynamic-batch bundle from its "
+                           "Q/DQ model.int8.onnx instead")
+    plan.version_compatible = options.version_compatible
+    return plan
+
+
+def _plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_version: str | None,
+                num_dla_cores: int | None, gpu_compute_capability: str | None, calibration: CalibrationRecord | None,
+                input_size: Sequence[int] | None) -> BuildPlan:
     o = options
     if o.precision not in PRECISIONS:
         raise EdgesegError(f"--precision must be one of {', '.join(PRECISIONS)}, got {o.precision!r}")
@@ -105,8 +138,7 @@ def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_versio
         raise EdgesegError("--workspace must be at least 1 MB")
     if o.hardware_compatibility not in HARDWARE_LEVELS:
         raise EdgesegError(f"--hardware-compatibility must be one of {', '.join(HARDWARE_LEVELS)}")
-    major = version_tuple(trt_version)[0]
-    if major < 10:
+    if trt_version is not None and version_tuple(trt_version)[0] < 10:
         raise EdgesegError(f"TensorRT {trt_version} is too old: edgeseg builds with TensorRT 10.x or 11.x")
 
     def find(kind: str, precision: str) -> str | None:
@@ -115,11 +147,11 @@ def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_versio
     flags: list[str] = []
     cache = None
     if o.crf:
-        return _plan_crf(o, find("crf", "fp32"))
+        return _plan_crf(o, find("crf", "fp32"), trt_version)
     if o.legacy_calibrator:
         if o.precision != "int8":
             raise EdgesegError("--legacy-calibrator is for --precision int8")
-        if major >= 11:
+        if trt_version is not None and not has_feature("legacy_calibrator", trt_version):
             raise EdgesegError(f"TensorRT {trt_version} removed the INT8 calibrators; build the Q/DQ model "
                                f"(model.int8.onnx) without --legacy-calibrator")
         onnx_file, strongly_typed = find("onnx", "fp32"), False
@@ -136,22 +168,33 @@ def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_versio
             raise EdgesegError(f"the bundle has no {o.precision} ONNX model: add it with edgeseg calibrate BUNDLE "
                                f"--{o.precision} --calib-data SPEC" if o.precision != "fp32" else
                                "the bundle has no fp32 ONNX model (model.onnx)")
+        if (files[onnx_file].target or "tensorrt") != "tensorrt":
+            raise EdgesegError(f"{onnx_file} was quantized for --int8-target {files[onnx_file].target} (uint8, "
+                               f"asymmetric), which TensorRT cannot parse: rerun edgeseg calibrate BUNDLE "
+                               f"--int8-target tensorrt")
     if onnx_file is None:
         raise EdgesegError("the bundle has no fp32 ONNX model (model.onnx)")
     if o.dla_core is not None:
         if num_dla_cores == 0:
             raise EdgesegError("this GPU has no DLA cores (DLA exists on Jetson Xavier / Orin)")
-        if not 0 <= o.dla_core < num_dla_cores:
+        if num_dla_cores is not None and not 0 <= o.dla_core < num_dla_cores:
             raise EdgesegError(f"--dla {o.dla_core}: this device has DLA cores 0..{num_dla_cores - 1}")
         if o.precision == "fp32":
             raise EdgesegError("DLA runs fp16 or int8 only: use --precision fp16 or int8 with --dla")
         if o.hardware_compatibility != "none":
             raise EdgesegError("hardware compatibility cannot be combined with DLA")
-        if o.gpu_fallback:
-            flags.append("GPU_FALLBACK")
+        if not o.gpu_fallback:  # every deploy graph has layers DLA cannot run (UINT8 I/O, Cast, ArgMax/TopK)
+            log.info("--dla %d: layers DLA cannot run (UINT8 I/O, Cast, ArgMax) go to the GPU: implying "
+                     "--gpu-fallback", o.dla_core)
+        flags.append("GPU_FALLBACK")
     elif o.gpu_fallback:
         raise EdgesegError("--gpu-fallback only means something with --dla")
-    if o.hardware_compatibility == "ampere+" and compute_capability(gpu_compute_capability) < (8, 0):
+    if o.hardware_compatibility != "none":
+        _require(HARDWARE_FEATURES[o.hardware_compatibility], trt_version)
+    if o.version_compatible:
+        _require("version_compatible", trt_version)
+    if (o.hardware_compatibility == "ampere+" and gpu_compute_capability is not None
+            and compute_capability(gpu_compute_capability) < (8, 0)):
         raise EdgesegError(f"--hardware-compatibility ampere+ needs an Ampere or newer GPU to build on "
                            f"(this one is compute {gpu_compute_capability})")
     if o.version_compatible:
@@ -164,7 +207,12 @@ def plan_build(files: dict[str, FileEntry], options: BuildOptions, *, trt_versio
                      engine_file=f"model.{o.precision}{suffix}{'.legacy' if o.legacy_calibrator else ''}.engine")
 
 
-def _plan_crf(o: BuildOptions, onnx_file: str | None) -> BuildPlan:
+def _require(feature: str, trt_version: str | None) -> None:
+    if trt_version is not None:
+        require_feature(feature, trt_version)
+
+
+def _plan_crf(o: BuildOptions, onnx_file: str | None, trt_version: str | None) -> BuildPlan:
     """The ConvCRF engine: crf.onnx is an fp32 graph and is built strongly typed, so fp32 whatever the model's
     precision (its cost is memory traffic more than arithmetic)."""
     if onnx_file is None:
@@ -173,6 +221,8 @@ def _plan_crf(o: BuildOptions, onnx_file: str | None) -> BuildPlan:
         raise EdgesegError("--crf builds the fp32 CRF graph on the GPU: no --legacy-calibrator, --dla or "
                            "--gpu-fallback")
     flags = ["VERSION_COMPATIBLE"] if o.version_compatible else []
+    if o.hardware_compatibility != "none":
+        _require(HARDWARE_FEATURES[o.hardware_compatibility], trt_version)
     return BuildPlan(onnx_file=onnx_file, precision="fp32", strongly_typed=True, builder_flags=flags,
                      hardware_level=HARDWARE_LEVELS[o.hardware_compatibility],
                      workspace_bytes=None if o.workspace_mb is None else o.workspace_mb * 2**20,
@@ -221,32 +271,83 @@ def check_engine_identity(name: str, entry: FileEntry, *, trt_version: str, gpu_
     return []
 
 
-def layer_report(inspector_json: str) -> dict:
-    """Per-layer name, type, precision and device from ``IEngineInspector.get_engine_information(JSON)``
-    (built with detailed profiling verbosity), and counts per precision and device."""
+def batch_profile(inputs: Sequence[TensorSpec], max_batch: int = 8,
+                  opt_batch: int | None = None) -> dict[str, tuple[Shape, Shape, Shape]] | None:
+    """The optimization profile of a dynamic-batch bundle: each input (the manifest's ``inputs`` specs, whose
+    first dimension is the string ``"batch"`` when it is dynamic) from batch 1 (min) through ``opt_batch``
+    (default ``max_batch``) to ``max_batch``; None for a static batch (no profile needed)."""
+    if not any(isinstance(spec.shape[0], str) for spec in inputs if spec.shape):
+        return None
+    opt = max_batch if opt_batch is None else opt_batch
+    if not (isinstance(max_batch, int) and max_batch >= 1 and isinstance(opt, int) and 1 <= opt <= max_batch):
+        raise EdgesegError(f"a dynamic batch needs 1 <= --opt-batch <= --max-batch, got {opt} and {max_batch}")
+    profile = {}
+    for spec in inputs:
+        rest = tuple(int(d) for d in spec.shape[1:])
+        profile[spec.name] = ((1, *rest), (opt, *rest), (max_batch, *rest))
+    return profile
+
+
+def runtime_settings(record: EngineRecord | None) -> dict:
+    """What an ``IRuntime`` must be set to before it deserializes the engine ``record`` (a manifest entry's build
+    facts) describes: ``engine_host_code_allowed`` for a version-compatible engine (it carries its own lean
+    runtime, which TensorRT refuses to load otherwise) and ``DLA_core`` for an engine built for a DLA core."""
+    settings: dict = {}
+    if record is not None and record.version_compatible:
+        settings["engine_host_code_allowed"] = True
+    if record is not None and record.dla_core is not None:
+        settings["DLA_core"] = int(record.dla_core)
+    return settings
+
+
+def layer_report(inspector_json: str, dla: bool = False) -> dict:
+    """Per-layer name, type, precision, output types and device from ``IEngineInspector.get_engine_information
+    (JSON)`` (built with detailed profiling verbosity), counts per precision and device, and the names of the
+    layers that run on DLA.
+
+    Every input and output tensor is read: TensorRT 10 describes each as ``Format/Datatype`` ("Row major linear
+    FP16 format"), TensorRT 11 as separate ``Format`` and ``Datatype`` fields. A layer's precision is the
+    narrowest float or int8 type among its tensors (an INT8 convolution whose fused output is FP32 is INT8).
+    ``dla``: the engine was built for a DLA core, where TensorRT shows each DLA subgraph as one
+    ``{ForeignNode[...]}`` layer."""
     try:
         info = json.loads(inspector_json)
     except json.JSONDecodeError as exc:
         raise EdgesegError(f"unreadable engine inspector output: {exc}") from exc
-    layers = []
-    for layer in info.get("Layers", []):
+    layers: list[dict] = []
+    for layer in info.get("Layers", []) if isinstance(info, dict) else []:
         if isinstance(layer, str):  # without detailed verbosity TensorRT lists names only
-            layers.append({"name": layer, "type": None, "precision": None, "device": None})
+            layers.append({"name": layer, "type": None, "precision": None, "outputs": [], "device": None})
             continue
-        outputs = layer.get("Outputs") or []
-        fmt = outputs[0].get("Format/Datatype", "") if outputs else ""
-        precision = _precision_of(fmt) or _precision_of(str(layer.get("Precision", "")))
-        kind = str(layer.get("LayerType", ""))
-        device = "DLA" if "dla" in kind.lower() or "dla" in str(layer.get("Name", "")).lower() else "GPU"
-        layers.append({"name": layer.get("Name"), "type": kind, "precision": precision, "device": device})
+        name, kind = str(layer.get("Name", "")), str(layer.get("LayerType", ""))
+        outputs = [_tensor_type(t) for t in layer.get("Outputs") or []]
+        inputs = [_tensor_type(t) for t in layer.get("Inputs") or []]
+        ranked = sorted((t for t in inputs + outputs if t in _COMPUTE_RANK), key=_COMPUTE_RANK.__getitem__)
+        precision = ranked[0] if ranked else next((t for t in outputs if t), None)
+        precision = precision or _precision_of(str(layer.get("Precision", "")))
+        on_dla = "dla" in kind.lower() or (dla and name.startswith("{ForeignNode[") and kind.lower() != "myelin")
+        layers.append({"name": name, "type": kind, "precision": precision, "outputs": outputs,
+                       "device": "DLA" if on_dla else "GPU"})
     return {"layers": layers, "by_precision": dict(Counter(str(x["precision"]) for x in layers)),
-            "by_device": dict(Counter(str(x["device"]) for x in layers))}
+            "by_device": dict(Counter(str(x["device"]) for x in layers)),
+            "dla_layers": [x["name"] for x in layers if x["device"] == "DLA"]}
+
+
+_COMPUTE_RANK = {"fp8": 0, "int8": 1, "fp16": 2, "bf16": 2, "fp32": 3}  # narrowest first
+
+
+def _tensor_type(tensor) -> str | None:
+    if not isinstance(tensor, dict):
+        return None
+    text = tensor.get("Datatype") or tensor.get("Format/Datatype") or ""
+    return _precision_of(str(text))
 
 
 def _precision_of(text: str) -> str | None:
     t = text.lower()
-    for key, name in (("uint8", "uint8"), ("int8", "int8"), ("half", "fp16"), ("fp16", "fp16"), ("float", "fp32"),
-                      ("fp32", "fp32"), ("int32", "int32"), ("bool", "bool")):
+    for key, name in (("uint8", "uint8"), ("int8", "int8"), ("fp8", "fp8"), ("bf16", "bf16"), ("half", "fp16"),
+                      ("fp16", "fp16"), ("float", "fp32"), ("fp32", "fp32"), ("int32", "int32"),
+                      ("int64", "int64"), ("bool", "bool")):
         if key in t:
             return name
     return None

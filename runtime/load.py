@@ -11,6 +11,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import BACKENDS, backend_missing
 from edgeseg.runtime.backends import backend as backend_entry
 from edgeseg.runtime.bundle import LABELS, Bundle, is_bundle, open_bundle
+from edgeseg.runtime.manifest import FileEntry
 from edgeseg.runtime.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool, the
     against the TensorRT version and GPU here."""
     from edgeseg.runtime.build import load_tensorrt
     from edgeseg.runtime.cuda import get_cuda
-    from edgeseg.runtime.engine_plan import check_engine_identity
+    from edgeseg.runtime.engine_plan import check_engine_identity, runtime_settings
     from edgeseg.runtime.tensorrt_runner import TensorRTRunner
 
     trt = load_tensorrt()
@@ -70,7 +71,17 @@ def engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool, the
                                              bundle=str(bundle.root)):
             log.warning(warning)
     return TensorRTRunner(bundle.path(name), slots=streams, cuda_graph=cuda_graph,
-                          then=bundle.path(then) if then else None)
+                          then=bundle.path(then) if then else None,
+                          settings=runtime_settings(bundle.entry(name).engine),
+                          then_settings=runtime_settings(bundle.entry(then).engine) if then else None)
+
+
+def pick_engine(files: dict[str, FileEntry], precision: str) -> str | None:
+    """The engine ``auto`` and ``--backend tensorrt`` run for ``precision``: a GPU engine before a DLA one
+    (DLA trades speed for power and frees the GPU; it is chosen by naming its file), then by name."""
+    engines = sorted((entry.engine is not None and entry.engine.dla_core is not None, name)
+                     for name, entry in files.items() if entry.kind == "engine" and entry.model_precision == precision)
+    return engines[0][1] if engines else None
 
 
 def _bundle_runner(p: Path, backend, precision, providers, threads, device, streams=1, cuda_graph=False,
@@ -78,7 +89,7 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
     bundle = open_bundle(p)
     chosen = p.name if p.is_file() else None
     if chosen is None:
-        engine = bundle.find("engine", precision)
+        engine = pick_engine(bundle.files, precision)
     else:
         engine = chosen if chosen.endswith(ENGINE_SUFFIXES) else None
     if backend == "tensorrt" or (backend == "auto" and engine and backend_missing("tensorrt") is None):

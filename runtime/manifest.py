@@ -163,6 +163,8 @@ class EngineRecord:
     build_seconds: float | None = None
     opt_level: int | None = None
     layers: str | None = None
+    profile: dict | None = None  # dynamic batch: input name -> [min, opt, max] shapes
+    dla_layers: list[str] | None = None  # DLA builds: the layers that landed on the DLA core
 
     def __post_init__(self) -> None:
         _need(all(isinstance(v, str) for v in (self.tensorrt, self.gpu, self.compute_capability)),
@@ -174,7 +176,8 @@ class EngineRecord:
         return cls(**_known(cls, data, "an engine entry"))
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None or f.name not in ("profile", "dla_layers")}
 
 
 @dataclass

@@ -108,6 +108,9 @@ class TorchCudaRunner(Runner):
         """Warm up on the slot's stream (cuDNN picks its algorithms), allocate the pinned outputs, and capture
         the forward pass into a CUDA graph when asked."""
         torch = self.torch
+        # the weights were moved and the buffers allocated on the current stream: the slot's side stream must
+        # wait for that work before it reads them (torch does not order streams by itself)
+        slot.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.inference_mode(), torch.cuda.stream(slot.stream):
             slot.device_in.zero_()
             for _ in range(WARMUP_RUNS):

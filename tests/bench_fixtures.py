@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from edgeseg.runtime.bundle import Bundle, tensor_specs
-from edgeseg.runtime.manifest import InputSpec, Manifest, ModelInfo
+from edgeseg.runtime.manifest import CalibrationIdentity, CalibrationRecord, FileEntry, InputSpec, Manifest, ModelInfo
 
 H, W = 8, 12
 CLASSES = ["dark", "bright"]
@@ -25,7 +25,8 @@ def threshold_onnx(path: Path, threshold: float, batch: int | str = 1) -> Path:
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["f", "axes"], ["mean"], keepdims=0),
         helper.make_node("Greater", ["mean", "threshold"], ["bright"]),
-        helper.make_node("Cast", ["bright"], ["labels"], to=TensorProto.UINT8),
+        helper.make_node("Cast", ["bright"], ["bright_f"], to=TensorProto.FLOAT),  # TensorRT: uint8 from float only
+        helper.make_node("Cast", ["bright_f"], ["labels"], to=TensorProto.UINT8),
     ]
     inits = [numpy_helper.from_array(np.array([3], np.int64), "axes"),
              numpy_helper.from_array(np.array(threshold, np.float32), "threshold")]
@@ -87,3 +88,15 @@ def write_video(path: Path, values: list[int], fps: float = 10.0, fourcc: str = 
 
 def read_report(run_dir: Path) -> dict:
     return json.loads((run_dir / "report.json").read_text())
+
+
+def file_entries(files: dict) -> dict[str, FileEntry]:
+    """Manifest file entries written as its JSON holds them (size and hash optional), read as a bundle reads
+    them."""
+    return {name: FileEntry.from_dict({"bytes": 1, "sha256": "0" * 64, **entry}) for name, entry in files.items()}
+
+
+def calibration_record(onnx_sha256: str, input_size, images: int = 8) -> CalibrationRecord:
+    """The manifest's calibration section for a cache made from the model with ``onnx_sha256`` at ``input_size``."""
+    identity = CalibrationIdentity(onnx_sha256, "e" * 64, [int(v) for v in input_size], "10.3.0")
+    return CalibrationRecord("percentile", images, identity)

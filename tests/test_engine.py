@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from bench_fixtures import make_threshold_bundle
+from bench_fixtures import file_entries, make_threshold_bundle
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import cuda as cuda_module
@@ -30,13 +30,8 @@ CALIBRATION = {"method": "percentile", "images": 8,
                             "trt_version": "100300"}}
 
 
-def typed_files(files: dict) -> dict:
-    """Manifest file entries as JSON holds them, read as the bundle reads them."""
-    return {name: FileEntry.from_dict({"bytes": 1, "sha256": "0" * 64, **entry}) for name, entry in files.items()}
-
-
 def plan(options, files=FILES, trt="10.13.0", dla=0, cc="8.9", calibration=CALIBRATION, size=SIZE):
-    return plan_build(typed_files(files), options, trt_version=trt, num_dla_cores=dla, gpu_compute_capability=cc,
+    return plan_build(file_entries(files), options, trt_version=trt, num_dla_cores=dla, gpu_compute_capability=cc,
                       calibration=None if calibration is None else CalibrationRecord.from_dict(calibration),
                       input_size=size)
 

@@ -241,6 +241,11 @@ LINT_CASES = {
     "argmax-to-uint8": (lambda: _model([helper.make_node("ArgMax", ["x"], ["a"], axis=1, keepdims=0),
                                         helper.make_node("Cast", ["a"], ["y"], to=U8)], [_vi("x")],
                                        [_vi("y", U8, (1, 8, 8))]), [("error", "argmax-to-uint8")]),
+    "bool-to-uint8": (lambda: _model([helper.make_node("Greater", ["x", "x"], ["b"]),
+                                      helper.make_node("Cast", ["b"], ["y"], to=U8)], [_vi("x")], [_vi("y", U8)]),
+                      [("error", "bool-to-uint8")]),
+    "opset-newer-than-jetpack": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x")], [_vi("y")],
+                                                opsets=(("", 22),)), [("warning", "opset")]),
     "qdq-zero-point": (lambda: _model([helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["y"])], [_vi("x")],
                                       [_vi("y", TensorProto.INT8)],
                                       [numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
@@ -260,7 +265,7 @@ def test_every_lint_code_has_a_case():
     source = (Path(__file__).resolve().parents[1] / "export" / "lint.py").read_text()
     emitted = set(re.findall(r'Finding\("(error|warning|info)", "([a-z0-9-]+)"', source))
     covered = {finding for _, expected in LINT_CASES.values() for finding in expected}
-    assert len(emitted) == 17 and emitted == covered
+    assert len(emitted) == 19 and emitted == covered
 
 
 # -- Q/DQ: the exact weight axis per op type ----------------------------------------------------------------------

@@ -412,6 +412,7 @@ def test_a_classes_file_that_is_not_utf8_is_named(work, capsys):
     (["--calib-data", "nowhere"], "not found"),
     (["--calib-data", "imgs", "--max-miou-drop", "nan"], "finite"),
     (["--calib-data", "imgs", "--calib-size", "0"], "positive"),
+    (["--calib-data", "imgs", "--trt-version", "latest"], "not a TensorRT version"),
 ])
 def test_calibrate_bad_options_leave_the_bundle_as_it_was(work, capsys, monkeypatch, args, match):
     monkeypatch.chdir(work)

@@ -137,3 +137,33 @@ def test_pipeline_on_cuda_streams_keeps_every_frame(checkpoint_bundle):
 def test_run_device_errors_are_one_line(checkpoint_bundle, tmp_path, cli, args, message):
     r = cli("run", str(checkpoint_bundle), "--source", str(tmp_path), *args)
     assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_side_stream_waits_for_the_stream_that_moved_the_weights():
+    """Warm-up and capture run on the slot's side stream; it must first wait on the stream the weights were
+    moved on (checked with a stand-in for torch's CUDA API, so it runs without a GPU)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    events = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def wait_stream(self, other):
+            events.append(("wait", self.name, other.name))
+
+        def synchronize(self):
+            pass
+
+    fake_cuda = SimpleNamespace(current_stream=lambda device: Stream("current"), stream=lambda s: nullcontext(),
+                                CUDAGraph=lambda: None, graph=lambda g, stream: nullcontext())
+    fake_torch = SimpleNamespace(cuda=fake_cuda, inference_mode=nullcontext, empty=lambda *a, **k: torch.empty(a[0]),
+                                 uint8=torch.uint8)
+    runner = TorchCudaRunner("model.pt", (H, W))
+    runner.torch, runner.device = fake_torch, "cuda"
+    runner.model = lambda x: events.append(("forward",)) or torch.zeros(1, H, W)
+    slot = SimpleNamespace(stream=Stream("side"), device_in=torch.zeros(1), out=(), graph=None)
+    runner._prepare(slot)
+    assert events[0] == ("wait", "side", "current") and ("forward",) in events

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlays", type=non_negative_int, default=3,
                         help="prediction overlays per engine (default 3)")
     parser.add_argument("--report", metavar="DIR", help="write report.json, report.md and report.html here")
+    parser.add_argument("--trtexec-times", action="append", default=[], metavar="FILE",
+                        help="a trtexec --exportTimes JSON: one more row in the report (repeatable)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -41,11 +43,16 @@ def main(args: argparse.Namespace) -> int:
         check_replaceable(args.report, REPORT_KIND)
         refuse_input_overlap(args.report, args.artifacts)
 
+    from edgeseg.runtime.trtexec import trtexec_row
+
+    extra = [trtexec_row(path) for path in args.trtexec_times]  # refused before minutes of measuring
     settings = BenchSettings(backend=args.backend, precision=args.precision, data=args.data, split=args.split,
                              max_images=args.max_images, warmup=args.warmup, iters=args.iters, batch=args.batch,
                              streams=args.streams, threads=args.threads, providers=args.providers,
                              device=args.device, overlays=args.overlays)
     result = run_bench(args.artifacts, settings)
+    for n, row in enumerate(extra, 1):
+        result.rows.append({**row, "id": f"trtexec-{n}"})
     report = write_bench_report(result, args.report) if args.report else build_report(result, None)
     print(summary_table(report))
     if args.report:

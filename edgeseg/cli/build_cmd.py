@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-data", help="with --legacy-calibrator and no calib.cache: calibration images")
     parser.add_argument("--crf", action="store_true",
                         help="build the bundle's ConvCRF (crf.onnx → crf.fp32.engine) for edgeseg run --crf")
+    parser.add_argument("--max-batch", type=positive_int, default=8,
+                        help="dynamic-batch bundles: the largest batch of the optimization profile (default 8)")
+    parser.add_argument("--opt-batch", type=positive_int,
+                        help="dynamic-batch bundles: the batch TensorRT tunes for (default --max-batch)")
+    parser.add_argument("--print-trtexec", action="store_true",
+                        help="print the equivalent trtexec command and exit (needs no TensorRT here)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -46,7 +52,13 @@ def main(args: argparse.Namespace) -> int:
                            timing_cache=args.timing_cache, dla_core=args.dla, gpu_fallback=args.gpu_fallback,
                            version_compatible=args.version_compatible,
                            hardware_compatibility=args.hardware_compatibility,
-                           legacy_calibrator=args.legacy_calibrator, calib_data=args.calib_data, crf=args.crf)
+                           legacy_calibrator=args.legacy_calibrator, calib_data=args.calib_data, crf=args.crf,
+                           max_batch=args.max_batch, opt_batch=args.opt_batch)
+    if args.print_trtexec:
+        from edgeseg.runtime.trtexec import build_command
+
+        print(build_command(args.bundle, options))
+        return 0
     images = None
     if args.legacy_calibrator and args.calib_data:
         import numpy as np

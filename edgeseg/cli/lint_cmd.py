@@ -10,6 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", help="an .onnx file (or a bundle folder: its model.onnx)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
+    parser.add_argument("--trt-version", metavar="X.Y",
+                        help="check the opset against this TensorRT's documented range (e.g. 10.3 for JetPack 6)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -22,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     if path.is_dir():
         bundle = open_bundle(path)
         path = bundle.path(bundle.find("onnx") or "model.onnx")
-    report = lint_file(path)
+    report = lint_file(path, args.trt_version)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     return 1 if failed else 0

@@ -29,6 +29,9 @@ def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = 
                             "benchmarks/results/int8_methods.json), entropy (TensorRT's KL, 2048 bins) or minmax")
     group.add_argument("--int8-target", choices=("tensorrt", "cpu"), default="tensorrt",
                        help="Q/DQ layout: symmetric int8 for TensorRT, or uint8 activations for ONNX Runtime CPUs")
+    group.add_argument("--trt-version", default="10.3", metavar="X.Y[.Z]",
+                       help="the TensorRT that will read calib.cache (its header names the version; default 10.3, "
+                            "JetPack 6); edgeseg build rewrites it for the TensorRT installed there")
     group.add_argument("--quantizer", choices=("onnxruntime", "modelopt"), default="onnxruntime",
                        help="Q/DQ tool: onnxruntime.quantization, or NVIDIA Model Optimizer when installed")
     group.add_argument("--eval-data", help="labelled eval set for the gate (default: the calibration dataset's val)")
@@ -41,13 +44,15 @@ def add_calibration_arguments(parser: argparse.ArgumentParser, required: bool = 
 
 def calibration_options(args: argparse.Namespace, int8: bool, fp16: bool):
     from edgeseg.calibration.pipeline import CalibrationOptions
+    from edgeseg.runtime.trt_features import cache_version_number
 
     return CalibrationOptions(calib_data=args.calib_data, calib_size=args.calib_size, calib_depth=args.calib_depth,
                               method=args.calib_method,
                               target=args.int8_target, quantizer=args.quantizer, int8=int8, fp16=fp16,
                               eval_data=args.eval_data,
                               eval_images=args.eval_images, max_miou_drop=args.max_miou_drop,
-                              max_search_steps=args.max_search_steps)
+                              max_search_steps=args.max_search_steps,
+                              trt_version=cache_version_number(args.trt_version))
 
 
 def variants_table(manifest: Manifest) -> tuple[str, bool]:

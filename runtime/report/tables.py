@@ -50,9 +50,9 @@ def accuracy_table(report: dict) -> Table:
     for r in report["rows"]:
         acc, mem = r.get("accuracy") or {}, r["memory"]
         rows.append([row_label(r, report), _pct(acc.get("miou")), points(r.get("miou_drop")),
-                     _pct(acc.get("pixel_acc")), "★" if r.get("pareto") else "", f"{r['file_mib']:.1f}",
+                     _pct(acc.get("pixel_acc")), "★" if r.get("pareto") else "", _mib(r["file_mib"]),
                      _mib(mem.get("host_peak_rss_mib")), _mib(mem.get("host_rss_increase_mib")),
-                     _mib(mem.get("device_peak_mib")), f"{r['load_s']:.2f}", "x".join(map(str, r["input_size"])),
+                     _mib(mem.get("device_peak_mib")), _ms(r["load_s"]), "x".join(map(str, r["input_size"] or ["-"])),
                      str(r["batch"])])
     return header, rows
 
@@ -124,6 +124,6 @@ def summary_table(report: dict) -> str:
         acc = r.get("accuracy")
         rows.append((row_label(r, report), f"{r['latency_ms']['p50']:.2f}", f"{r['latency_ms']['p99']:.2f}",
                      f"{r['throughput']['fps']:.1f}", f"{100 * acc['miou']:.2f}" if acc else "-",
-                     points(r.get("miou_drop")), f"{r['file_mib']:.1f}", "★" if r.get("pareto") else ""))
+                     points(r.get("miou_drop")), _mib(r["file_mib"]), "★" if r.get("pareto") else ""))
     header = ("engine", "p50 ms", "p99 ms", "FPS", "mIoU", "drop", "MiB", "front")
     return render_table(header, rows, right=(1, 2, 3, 4, 5, 6))
