@@ -27,12 +27,18 @@ class DeepLabV1(SegmentationModel):
     paper's 20.5M parameters (Table 2; we count 20.5M at 19 classes). The CRF is not in this module: the
     paper applies it as post-processing, which edgeseg's CRF stage does (``--crf dense`` for the paper's
     fully connected CRF, ``--crf conv`` for ConvCRF).
+
+    ``pool5a=True`` adds the 3×3 stride-1 average pool (padding 1, padded zeros counted) that the official
+    DeepLab-LargeFOV prototxt has after pool5 and the paper does not mention; its released weights (and ports
+    of them, ``edgeseg import deeplab-largefov``) need it: without it the same weights give logits 41% off.
+    The default (``False``) keeps the network as the paper describes it.
     """
 
     def __init__(self, num_classes: int, fc_channels: int = 1024, fc6_dilation: int = 12,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, pool5a: bool = False) -> None:
         super().__init__(num_classes)
         self.backbone = VGG16("deeplab")
+        self.pool5a = nn.AvgPool2d(3, 1, 1) if pool5a else nn.Identity()
         self.fc6 = nn.Conv2d(512, fc_channels, 3, padding=fc6_dilation, dilation=fc6_dilation)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.relu = nn.ReLU(inplace=True)
@@ -40,7 +46,7 @@ class DeepLabV1(SegmentationModel):
         self.fc8 = nn.Conv2d(fc_channels, num_classes, 1)
 
     def forward_logits(self, x: torch.Tensor):
-        h = self.backbone(x)[-1]
+        h = self.pool5a(self.backbone(x)[-1])
         h = self.drop(self.relu(self.fc6(h)))
         h = self.drop(self.relu(self.fc7(h)))
         return resize_to(self.fc8(h), x.shape[-2:], align_corners=True), []
