@@ -76,12 +76,17 @@ class DeepLabV2(SegmentationModel):
     scores fused by sum, bilinear upsampling ×8 (``align_corners=True``). The paper's multi-scale input
     training (MSC) and COCO pre-training are training recipes, not part of the network; the CRF runs as
     edgeseg's post-processing stage. Paper: VOC12 test 79.7 mIoU with CRF; Cityscapes test 70.4.
+
+    Dilation as the authors' released Caffe models: every block of the dilated stages is dilated, the first
+    included (res4a at 2, res5a at 4; ``dilate_first_block=True``, default). ``dilate_first_block=False``
+    gives torchvision's ``replace_stride_with_dilation`` instead (first block at the previous stage's
+    dilation), which the earlier edgeseg DeepLab v2 had; the weights have the same shapes either way.
     """
 
     def __init__(self, num_classes: int, depth: int = 101, output_stride: int = 8,
-                 rates: tuple[int, ...] = (6, 12, 18, 24)) -> None:
+                 rates: tuple[int, ...] = (6, 12, 18, 24), dilate_first_block: bool = True) -> None:
         super().__init__(num_classes)
-        self.backbone = ResNet(depth, output_stride)
+        self.backbone = ResNet(depth, output_stride, dilate_first_block=dilate_first_block)
         self.aspp = ClassScoreASPP(self.backbone.channels[-1], num_classes, rates)
 
     def forward_logits(self, x: torch.Tensor):
