@@ -67,9 +67,10 @@ class BiSeNetV1(SegmentationModel):
 
     Widths follow the authors' code (TorchSeg): 128-channel context path, 256-channel fusion, 64-channel
     main head. Matches: the paper's 2.9 GFLOPs at 640×360 for Xception39 (we count 3.07 G
-    multiply-adds, +6%). The paper's "5.8M" parameters do not fit the authors' code, whose FLOPs match:
-    it has 1.55M parameters, whose float32 weights take 6.2 MB, so the column most likely reads as
-    megabytes, as DFANet's does (see :class:`edgeseg.models.dfanet.DFANet`).
+    multiply-adds, +6%). The paper's "5.8M" parameters are not reproducible from the described network: the
+    authors' code, whose FLOPs match, has 1.55M. The figure is close to its float32 weight size, 6.20 MB =
+    5.91 MiB (within 2% read as MiB), so the column most likely reads as megabytes, as DFANet's does (see
+    :class:`edgeseg.models.dfanet.DFANet`).
     Departures: upsampling is bilinear with ``align_corners=True`` as in the authors' code; the ARM has a
     3×3 conv before its gate (authors' code) so its output width matches the context features; the global
     context vector is broadcast rather than upsampled (same values).
