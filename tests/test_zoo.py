@@ -198,3 +198,28 @@ def test_deeplabv3_and_danet_keep_torchvisions_first_block_dilation():
     for name in ("deeplabv3", "danet"):
         net = _meta(name, output_stride=8).backbone if name == "deeplabv3" else _meta(name).backbone
         assert net.layer3[0].conv2.dilation == (1, 1) and net.layer3[1].conv2.dilation == (2, 2), name
+
+
+@pytest.mark.parametrize("name", ["pspnet", "deeplabv2"])
+def test_a_format_1_checkpoint_is_rebuilt_with_the_defaults_it_was_saved_under(tmp_path, name):
+    """Defaults that changed after checkpoint format 1 (first-block dilation) do not change what an old
+    checkpoint computes."""
+    import torch
+
+    from edgeseg.models import create, load_model
+    from edgeseg.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    old = create(name, num_classes=3, depth=18, dilate_first_block=False).eval()
+    path = save_checkpoint(tmp_path / "old.pt", old, name=name, kwargs={"depth": 18})
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1  # written before the default changed, without the option
+    torch.save(payload, path)
+    model, _, _ = load_model(path)
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), old(x))
+    assert model.build_kwargs["dilate_first_block"] is False
+    payload["format_version"] = 2  # a format-2 checkpoint without the option takes today's default
+    torch.save(payload, path)
+    assert load_model(path)[0].build_kwargs.get("dilate_first_block", True) is True
