@@ -241,7 +241,8 @@ class StreamPipeline:
         fps = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 1 and window[-1] > window[0] else 0.0
         glass = self.glass.recent
         return {"frames": self.frames_out, "fps": fps, "latency_ms": glass[-1] if glass else None,
-                "dropped": self._dropped() + self._stale(), "in_flight": self.frames_in - self.frames_out,
+                "dropped": self._dropped() + self._stale(),
+                "in_flight": self.frames_in - self.frames_out - self._stale(),
                 "elapsed_s": now - start}
 
     def _shutdown(self, threads: list[threading.Thread]) -> None:
