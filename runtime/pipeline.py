@@ -133,6 +133,7 @@ class StreamPipeline:
 
     @property
     def frames_in(self) -> int:
+        """Frames the sources delivered so far (stale ones included)."""
         return sum(g.grabbed for g in self.grabbers)
 
     # -- threads -------------------------------------------------------------------------------------------
