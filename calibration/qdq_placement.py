@@ -15,7 +15,11 @@ placement recommendations), as NVIDIA Model Optimizer's ONNX PTQ applies them:
   branches, the deeper one (more nodes since the inputs' common ancestors) is the branch TensorRT fuses, the
   other the residual. An Add with no conv branch (feature sums after Resize, Concat...) is left in float;
 * the **logits heads** (weighted layers with no weighted layer after them) and everything after them (final
-  Resize, ArgMax/TopK, Softmax, the casts) stay out of INT8, so labels never come from int8-rounded logits.
+  Resize, ArgMax/TopK, Softmax, the casts) stay out of INT8, so labels never come from int8-rounded logits;
+* convolutions too narrow for TensorRT's INT8 kernels stay FP16 (Model Optimizer's rule): fewer than 16 input
+  or output channels, unless an ungrouped square-kernel conv with one side >= 16 and one a multiple of 8, or a
+  grouped conv with output channels a multiple of 8 and kernels of 3 or more (LEDNet's 1-channel attention
+  convs, its 3→29 first conv).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class QdqPlan:
     heads: list[str] = field(default_factory=list)  # logits heads: out of INT8
     tail: list[str] = field(default_factory=list)  # the heads and every node after them
     residual_adds: dict[str, int] = field(default_factory=dict)  # Add node -> index of its quantized input
+    narrow: list[str] = field(default_factory=list)  # convolutions too narrow for INT8 kernels: FP16
 
     def activation_tensors(self) -> list[str]:
         """The activation tensors quantized (each once, shared by its quantized consumers)."""
@@ -117,6 +122,16 @@ class _Graph:
         return None
 
 
+def conv_worth_int8(node, dims) -> bool:
+    """Whether TensorRT has INT8 kernels worth using for Conv ``node`` with weight ``dims`` [out, in/group, k...]."""
+    out_ch, in_ch, kernel = dims[0], dims[1], list(dims[2:])
+    if out_ch >= 16 and in_ch >= 16:
+        return True
+    if _attr(node, "group", 1) == 1:
+        return (out_ch % 8 == 0 or in_ch % 8 == 0) and max(out_ch, in_ch) >= 16 and len(set(kernel)) <= 1
+    return out_ch % 8 == 0 and all(k >= 3 for k in kernel)
+
+
 def _heads_and_tail(g: _Graph) -> tuple[list[str], list[str]]:
     weighted_after: dict[str, bool] = {}
     for node in reversed(g.nodes):  # topological order: consumers come later
@@ -159,6 +174,10 @@ def plan_qdq(model, exclude: list[str] | None = None) -> QdqPlan:
         if node.name in out_of_int8:
             continue
         if node.op_type in WEIGHTED:
+            weight = g.initializers.get(node.input[1])
+            if node.op_type == "Conv" and weight is not None and not conv_worth_int8(node, list(weight.dims)):
+                plan.narrow.append(node.name)
+                continue
             for index, tensor in enumerate(node.input[:2]):
                 if tensor in g.initializers:
                     rank = len(g.initializers[tensor].dims)
@@ -174,4 +193,4 @@ def plan_qdq(model, exclude: list[str] | None = None) -> QdqPlan:
     return plan
 
 
-__all__ = ["CONV", "WEIGHTED", "QdqPlan", "name_nodes", "plan_qdq", "weight_axis"]
+__all__ = ["CONV", "WEIGHTED", "QdqPlan", "conv_worth_int8", "name_nodes", "plan_qdq", "weight_axis"]

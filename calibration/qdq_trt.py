@@ -148,7 +148,8 @@ def write_tensorrt_qdq(fp32_model, plan: QdqPlan, amax: dict[str, float], out_pa
     with atomic_path(out_path) as tmp:
         onnx.save(model, str(tmp))
     return {"quantized_activations": len(activation_out), "int8_weights": len(weight_out),
-            "residual_adds": len(plan.residual_adds), "logits_heads": plan.heads, "unranged": len(skipped)}
+            "residual_adds": len(plan.residual_adds), "logits_heads": plan.heads, "narrow_convs_fp16": plan.narrow,
+            "unranged": len(skipped)}
 
 
 __all__ = ["QDQ_OPSET", "fp16_scale", "quantize_weight", "write_tensorrt_qdq"]

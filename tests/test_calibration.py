@@ -107,10 +107,12 @@ def test_qdq_structure_is_what_tensorrt_accepts(int8_bundle):
     fp16 = onnx.load(str(int8_bundle / "model.fp16.onnx"))
     assert float32_ops(model) == float32_ops(fp16) and "Conv" not in float32_ops(model)
     assert scale_types(model) == {onnx.TensorProto.FLOAT16}
-    heads = set(open_bundle(int8_bundle).manifest["variants"]["int8"]["logits_heads"])
+    int8 = open_bundle(int8_bundle).manifest["variants"]["int8"]
+    heads, narrow = set(int8["logits_heads"]), set(int8["narrow_convs_fp16"])
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     assert len(heads) == 5  # LEDNet's attention pyramid ends in five convolutions
-    assert all(dq_inputs(model, c) == ([] if c.name in heads else [0, 1]) for c in convs)
+    assert len(narrow) == 3  # its 3→29 first conv and two 1-channel attention convs stay FP16
+    assert all(dq_inputs(model, c) == ([] if c.name in heads | narrow else [0, 1]) for c in convs)
     assert not any(n.op_type == "Add" and n.input[2:] for n in model.graph.node)
     assert (int8_bundle / "model.int8.onnx").stat().st_size < 0.4 * (int8_bundle / "model.onnx").stat().st_size
 

@@ -269,8 +269,8 @@ def _qdq_probe_model(path: Path) -> Path:
     out of INT8): every quantized op type, with weight dimensions that differ so a wrong axis shows in the scale
     count too."""
     rng = np.random.default_rng(0)
-    weights = {"wm": (3, 4), "wg": (7, 4), "wg2": (7, 5), "wc": (6, 5, 1, 1), "wt": (6, 2, 2, 2), "wc2": (3, 2, 1, 1),
-               "wh": (2, 3, 1, 1)}
+    weights = {"wm": (3, 4), "wg": (7, 4), "wg2": (7, 5), "wc": (16, 5, 1, 1), "wt": (16, 2, 2, 2),
+               "wc2": (24, 2, 1, 1), "wh": (2, 24, 1, 1)}
     inits = [numpy_helper.from_array(rng.normal(size=s).astype(np.float32), n) for n, s in weights.items()]
     inits += [numpy_helper.from_array(np.array(s, np.int64), n) for n, s in (("flat", [64, 4]), ("nhwc", [1, 8, 8, 5]))]
     nodes = [helper.make_node("Cast", ["image"], ["f"], to=F),
@@ -319,5 +319,5 @@ def test_qdq_weight_axis_per_op_type(tmp_path):
     # Conv: output channels (axis 0); ConvTranspose: its weight is [in, out, kH, kW], output channels are axis 1;
     # Gemm: the output features, axis 0 of a transposed B, 1 otherwise; MatMul: B's columns (axis 1). The logits
     # head has none (it stays out of INT8).
-    assert axes == {"conv": (0, 6), "deconv": (1, 2), "last_conv": (0, 3), "gemm_tb": (0, 7), "gemm": (1, 5),
+    assert axes == {"conv": (0, 16), "deconv": (1, 2), "last_conv": (0, 24), "gemm_tb": (0, 7), "gemm": (1, 5),
                     "matmul": (1, 4)}

@@ -24,12 +24,14 @@ def _residual_probe(path: Path) -> Path:
                                     └──────────────────────┘
     → relu → conv_s ───────────────── add_projection (shortcut conv + a deeper conv branch)
            → conv_m1 → relu → conv_m2 ┘
+    ─┬─ conv_r ─ add_block (an Add output as residual, input 0, + one conv branch)
+     └──────────┘
     → sigmoid·x sum (add_plain: no conv branch) → GlobalAveragePool gate → conv_h, conv_h2 (two logits heads)
     → add_heads → Resize ×2 → ArgMax → Cast float → Cast uint8."""
     rng = np.random.default_rng(0)
-    shapes = {"wa": (4, 3, 3, 3), "wb": (4, 4, 3, 3), "ws": (6, 4, 1, 1), "wm1": (6, 4, 3, 3), "wm2": (6, 6, 3, 3),
-              "wh": (3, 6, 1, 1), "wh2": (3, 6, 1, 1)}
-    inits = [numpy_helper.from_array((rng.normal(size=s) * 0.3).astype(np.float32), n) for n, s in shapes.items()]
+    shapes = {"wa": (16, 3, 3, 3), "wb": (16, 16, 3, 3), "ws": (24, 16, 1, 1), "wm1": (24, 16, 3, 3),
+              "wm2": (24, 24, 3, 3), "wr": (24, 24, 3, 3), "wh": (3, 24, 1, 1), "wh2": (3, 24, 1, 1)}
+    inits = [numpy_helper.from_array((rng.normal(size=s) * 0.1).astype(np.float32), n) for n, s in shapes.items()]
     inits += [numpy_helper.from_array(rng.normal(size=s[0]).astype(np.float32), f"b{n}") for n, s in shapes.items()]
     inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "up"))
     inits.append(numpy_helper.from_array(np.array(1 / 64, np.float32), "norm"))
@@ -48,8 +50,10 @@ def _residual_probe(path: Path) -> Path:
              conv("conv_m1", "r1", "wm1", "m1"), helper.make_node("Relu", ["m1"], ["rm1"], name="relu_m1"),
              conv("conv_m2", "rm1", "wm2", "m2"),
              helper.make_node("Add", ["sc", "m2"], ["s2"], name="add_projection"),
-             helper.make_node("Sigmoid", ["s2"], ["g"], name="sigmoid"),
-             helper.make_node("Add", ["g", "s2"], ["s3"], name="add_plain"),
+             conv("conv_r", "s2", "wr", "rr"),
+             helper.make_node("Add", ["s2", "rr"], ["s5"], name="add_block"),
+             helper.make_node("Sigmoid", ["s5"], ["g"], name="sigmoid"),
+             helper.make_node("Add", ["g", "s5"], ["s3"], name="add_plain"),
              helper.make_node("GlobalAveragePool", ["s3"], ["gap"], name="gap"),
              helper.make_node("Mul", ["s3", "gap"], ["s4"], name="gate"),
              conv("conv_h", "s4", "wh", "h1", pads=0), conv("conv_h2", "s4", "wh2", "h2", pads=0),
@@ -87,8 +91,9 @@ def test_residual_adds_quantize_the_residual_input_only(probe):
     # residuals; the conv branch TensorRT fuses the Add into (input 0, then input 1) stays unquantized
     assert dq_inputs(int8, _node(int8, "add_identity")) == [1]
     assert dq_inputs(int8, _node(int8, "add_projection")) == [0]
+    assert dq_inputs(int8, _node(int8, "add_block")) == [0]  # the Add output, not conv_r's branch
     assert dq_inputs(int8, _node(int8, "add_plain")) == []  # no conv branch: no fusion to enable
-    assert info["residual_adds"] == 2
+    assert info["residual_adds"] == 3
 
 
 def test_no_qdq_on_node_outputs(probe):
@@ -127,7 +132,7 @@ def test_weights_are_int8_initializers_that_dequantize_to_the_float_weights(prob
             error = np.abs(dequantized[node.input[1]] - original).reshape(len(original), -1).max(axis=1)
             assert np.all(error <= step * 0.5 * (1 + 2e-3) + 1e-7), name
             checked += 1
-    assert checked == 5
+    assert checked == 6
     assert not any(i.data_type == TensorProto.FLOAT for i in int8.graph.initializer if i.name.startswith("w"))
 
 
@@ -138,3 +143,19 @@ def test_onnxruntime_cpu_runs_the_fp16_qdq_model_close_to_float(probe):
             for m in (fp32, int8)]
     assert runs[1].dtype == np.uint8 and runs[1].shape == runs[0].shape
     assert (runs[0] == runs[1]).mean() > 0.7
+
+
+@pytest.mark.parametrize("dims, group, worth", [
+    ((16, 3, 3, 3), 1, True),  # a first conv: 16 out, a multiple of 8
+    ((29, 3, 3, 3), 1, False),  # LEDNet's first conv: neither side a multiple of 8
+    ((1, 1, 5, 5), 1, False),  # LEDNet's 1-channel attention convs
+    ((64, 64, 3, 1), 1, True),  # factorized, wide
+    ((8, 8, 3, 1), 1, False),  # factorized and narrow
+    ((32, 1, 3, 3), 32, True),  # depthwise 3×3
+    ((12, 1, 3, 3), 12, False),  # depthwise, 12 channels
+])
+def test_narrow_convolutions_stay_fp16(dims, group, worth):
+    from edgeseg.calibration.qdq_placement import conv_worth_int8
+
+    node = helper.make_node("Conv", ["x", "w"], ["y"], group=group)
+    assert conv_worth_int8(node, list(dims)) is worth
