@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, name in enumerate(args.models, 1):
             log.info("[%d/%d] %s at %dx%d", i, len(args.models), name, *args.size)
             bundle = export_bundle(Path(tmp) / name, model_name=name, options=ExportOptions(input_size=args.size))
-            m = bundle.manifest
+            m = bundle.manifest.to_dict()  # the manifest as written (JSON)
             ort_ms, ort_labels = median_latency(bundle.root, "onnxruntime", image, args.threads, args.warmup,
                                                 args.repeats)
             torch_ms, torch_labels = median_latency(bundle.root, "torch", image, args.threads, args.warmup,

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(tmp) / f"{name}_{method}"
                 bundle = export_with_variants(out, checkpoint=str(args.checkpoints / f"{name}.pt"),
                                               calibration=calibration)
-                m = bundle.manifest
+                m = bundle.manifest.to_dict()  # the manifest as written (JSON)
                 sensitivity = out / "sensitivity.json"
                 steps = json.loads(sensitivity.read_text())["steps"] if sensitivity.is_file() else []
                 int8 = m["variants"]["int8"]
