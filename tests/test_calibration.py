@@ -173,7 +173,7 @@ OPENVINO_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}
 
 
 @pytest.mark.openvino
-@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"], ids=["trt-layout", "cpu-layout"])  # not "tensorrt": a mark
 def test_openvino_runs_every_variant_like_onnxruntime(int8_bundle, cpu_int8_bundle, target):
     """Both INT8 layouts run on OpenVINO with their quantized layers in 8 bits (the TensorRT one, symmetric int8,
     is not refused), an fp16 file computes in f32 (said in ``compute``), and labels agree with ONNX Runtime."""
