@@ -1,11 +1,14 @@
 """The backends edgeseg runs a bundle on: one table (name, availability probe, precisions, the bundle file kind
 it runs), so a new backend touches this table and its runner. No torch, no onnx: probing imports nothing heavy
-unless asked (``backend_missing``)."""
+unless asked (``backend_missing``). Two backends run ONNX files (ONNX Runtime and OpenVINO); which one ``auto``
+takes is one rule, :func:`auto_onnx_backend`."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgeseg.errors import EdgesegError
@@ -29,6 +32,8 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("onnxruntime", "onnxruntime", "pip install onnxruntime", PRECISIONS, "onnx", (".onnx",)),
+    # OpenVINO's CPU plugin runs the same ONNX files; fp16 files are computed in f32 (runtime/openvino_runner.py)
+    Backend("openvino", "openvino", "pip install edgeseg[openvino]", PRECISIONS, "onnx", (".onnx",)),
     Backend("tensorrt", "tensorrt", "install TensorRT on a machine with an NVIDIA GPU: pip install "
             "edgeseg[tensorrt-cu12] (CUDA 12) or edgeseg[tensorrt-cu13] (CUDA 13); on a Jetson, JetPack's "
             "python3-libnvinfer",
@@ -45,14 +50,31 @@ def backend(name: str) -> Backend:
     return BACKENDS[name]
 
 
-def backend_of_kind(kind: str | None) -> str | None:
-    """The backend that runs bundle files of ``kind`` (None for reports, caches, ...)."""
-    return next((b.name for b in BACKENDS.values() if b.kind == kind), None)
+def backends_of_kind(kind: str | None) -> tuple[str, ...]:
+    """The backends that run bundle files of ``kind``, in table order (none for reports, caches, ...)."""
+    return tuple(b.name for b in BACKENDS.values() if b.kind == kind)
 
 
-def backend_of_suffix(suffix: str) -> str | None:
-    """The backend that runs a lone file with this ending."""
-    return next((b.name for b in BACKENDS.values() if suffix in b.suffixes), None)
+def backends_of_suffix(suffix: str) -> tuple[str, ...]:
+    """The backends that run a lone file with this ending, in table order."""
+    return tuple(b.name for b in BACKENDS.values() if suffix in b.suffixes)
+
+
+# CPUs where OpenVINO ran the project's ONNX files faster than ONNX Runtime (benchmarks/results/backends.json).
+# aarch64 is not among them: not measured there, and a Jetson runs TensorRT anyway.
+OPENVINO_PREFERRED_MACHINES = ("x86_64", "amd64")
+
+
+def auto_onnx_backend(providers: str = "cpu", machine: str | None = None,
+                      missing: Callable[[str], str | None] | None = None) -> str:
+    """The backend ``auto`` runs an ONNX file with, the one place this is decided: OpenVINO on an x86 CPU when
+    it is installed and ONNX Runtime's CPU provider is all that was asked for, else ONNX Runtime (any other
+    machine, OpenVINO missing, or ``providers`` naming a GPU execution provider)."""
+    machine = (machine if machine is not None else platform.machine()).lower()
+    probe = missing or backend_missing
+    if providers == "cpu" and machine in OPENVINO_PREFERRED_MACHINES and probe("openvino") is None:
+        return "openvino"
+    return "onnxruntime"
 
 
 def backend_missing(name: str) -> str | None:
@@ -61,11 +83,11 @@ def backend_missing(name: str) -> str | None:
     entry = backend(name)
     if importlib.util.find_spec(entry.module) is None:
         return f"{entry.module} is not installed ({entry.install})"
-    if name == "tensorrt":
+    if name in ("tensorrt", "openvino"):  # native libraries: a wheel for the wrong glibc or CUDA fails to load
         try:
-            trt = importlib.import_module("tensorrt")
+            module = importlib.import_module(entry.module)
         except Exception as exc:  # noqa: BLE001 - a broken install must not break ONNX-Runtime-only runs
-            return f"tensorrt does not import: {type(exc).__name__}: {exc}"
-        if not hasattr(trt, "Builder"):  # tensorrt-stubs alone installs an empty namespace
+            return f"{entry.module} does not import: {type(exc).__name__}: {exc}"
+        if name == "tensorrt" and not hasattr(module, "Builder"):  # tensorrt-stubs alone: an empty namespace
             return "only tensorrt-stubs is installed, not TensorRT itself"
     return None

@@ -194,7 +194,8 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
     kept: list[np.ndarray] = []
     with PeakMemory() as memory:
         t0 = time.perf_counter()
-        runner = load_runner(target.file, target.backend, precision=target.precision, providers=settings.providers,
+        ort_providers = settings.providers if target.backend == "onnxruntime" else "cpu"  # ONNX Runtime's alone
+        runner = load_runner(target.file, target.backend, precision=target.precision, providers=ort_providers,
                              threads=settings.threads, device=settings.device, streams=settings.streams)
         with runner:
             load_s = time.perf_counter() - t0
@@ -228,6 +229,7 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                             "mean_acc": scores["mean_acc"], "per_class_iou": scores["per_class_iou"]}
             device_mib = runner.device_memory_mib()
             providers = runner.providers() if hasattr(runner, "providers") else []
+            compute = runner.compute
             timing = "device events" if runner.times_itself else "perf_counter"
     stages = {k: (round(float(np.mean(v)), 4) if v else None) for k, v in samples.items()
               if k in ("preprocess", "transfer", "inference", "postprocess")}
@@ -237,7 +239,8 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
     row = {
         "model": target.model, "artifact": str(target.artifact), "file": target.file.name,
         "file_mib": round(target.file.stat().st_size / 2**20, 3), "backend": runner.backend,
-        "precision": target.precision, "providers": providers, "batch": batch, "input_size": list(size),
+        "precision": target.precision, "compute": compute, "providers": providers, "batch": batch,
+        "input_size": list(size),
         "frames": "data" if source is not None else "noise", "load_s": round(load_s, 3), "timing": timing,
         "latency_ms": latency, "end_to_end_ms": end_to_end, "stages_ms": stages,
         "throughput": throughput, "end_to_end_fps": round(1e3 * batch / end_to_end["mean"], 2),

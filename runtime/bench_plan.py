@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import BACKENDS as BACKEND_TABLE
-from edgeseg.runtime.backends import PRECISIONS, backend_missing, backend_of_kind, backend_of_suffix
+from edgeseg.runtime.backends import PRECISIONS, backend_missing, backends_of_kind, backends_of_suffix
 from edgeseg.runtime.bundle import is_bundle, open_bundle
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,19 @@ def _candidates(path: Path, torch_fp16: bool = False) -> tuple[str, Path | None,
         chosen = None if path.is_dir() else path.name
         found = []
         for name, entry in sorted(bundle.files.items()):
-            backend = backend_of_kind(entry.kind)
-            if backend is None or (chosen is not None and name != chosen):
+            if chosen is not None and name != chosen:
                 continue
-            found.append((backend, entry.model_precision, bundle.root / name))
-            if backend == "torch" and torch_fp16:
-                found.append((backend, "fp16", bundle.root / name))
+            for backend in backends_of_kind(entry.kind):  # an ONNX file: ONNX Runtime and OpenVINO rows
+                found.append((backend, entry.model_precision, bundle.root / name))
+                if backend == "torch" and torch_fp16:
+                    found.append((backend, "fp16", bundle.root / name))
         if chosen is not None and not found:
             raise EdgesegError(f"{path} is not a model file of its bundle (ONNX, engine or checkpoint)")
         return bundle.model.name, bundle.root, found
-    lone = backend_of_suffix(path.suffix)
-    if lone is None or lone == "torch":
+    lone = [b for b in backends_of_suffix(path.suffix) if b != "torch"]
+    if not lone:
         raise EdgesegError(f"{path}: expected a bundle folder, an .onnx file or a TensorRT engine")
-    return path.stem.split(".")[0], None, [(lone, _precision_from_name(path.name), path)]
+    return path.stem.split(".")[0], None, [(b, _precision_from_name(path.name), path) for b in lone]
 
 
 def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: str = "all",
@@ -99,7 +99,7 @@ def plan_targets(paths: Sequence[str | Path], backend: str = "auto", precision: 
         if not chosen:
             order = sorted(found, key=lambda f: (BACKENDS.index(f[0]), PRECISIONS.index(f[1])
                                                  if f[1] in PRECISIONS else len(PRECISIONS)))
-            have = ", ".join(f"{fp} {BACKEND_TABLE[fb].kind}" for fb, fp, _ in order) or "no model files"
+            have = ", ".join(dict.fromkeys(f"{fp} {BACKEND_TABLE[fb].kind}" for fb, fp, _ in order)) or "no model files"
             raise EdgesegError(f"{path} has nothing to bench with backend {backend} and precision {precision} "
                                f"(it has {have})")
         targets.extend(chosen)

@@ -111,7 +111,7 @@ def bundle_crf_params(bundle: Bundle) -> CRFParams:
 def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = "auto", *, precision: str = "fp32",
                     **options) -> Runner:
     """A runner for ``path`` (a bundle) with CRF post-processing; ``options`` go to :func:`load_runner`."""
-    from edgeseg.runtime.backends import backend_missing
+    from edgeseg.runtime.backends import auto_onnx_backend, backend_missing
     from edgeseg.runtime.load import engine_runner, load_runner, pick_engine
 
     if mode not in CRF_MODES:
@@ -138,13 +138,14 @@ def load_crf_runner(path: str | os.PathLike, mode: str = "conv", backend: str = 
             raise EdgesegError(f"--crf with TensorRT needs the model's and the CRF's engines: {'; '.join(missing)}")
         return engine_runner(bundle, engine, options.get("streams", 1), options.get("cuda_graph", False),
                              then=crf_engine)
+    onnx = auto_onnx_backend(options.get("providers", "cpu")) if backend == "auto" else backend
     fused = bundle.find("onnx-crf", precision)
     if fused is not None:
         log.info("ConvCRF fused in %s", fused)
-        return load_runner(Path(bundle.root) / fused, "onnxruntime", precision=precision,
+        return load_runner(Path(bundle.root) / fused, onnx, precision=precision,
                            **_only(options, "providers", "threads"))
-    model = load_runner(path, "onnxruntime", precision=precision, **_only(options, "providers", "threads"))
-    crf = load_runner(bundle.path(bundle.manifest.crf.standalone), "onnxruntime",
+    model = load_runner(path, onnx, precision=precision, **_only(options, "providers", "threads"))
+    crf = load_runner(bundle.path(bundle.manifest.crf.standalone), onnx,
                       **_only(options, "providers", "threads"))
     return ChainedRunner(model, crf)
 

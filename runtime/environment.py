@@ -14,8 +14,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("edgeseg", "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "tensorrt-cu12",
-            "tensorrt-cu13", "cuda-python", "cuda-bindings", "pycuda", "opencv-python-headless", "matplotlib")
+PACKAGES = ("edgeseg", "numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt",
+            "tensorrt-cu12", "tensorrt-cu13", "cuda-python", "cuda-bindings", "pycuda",
+            "opencv-python-headless", "matplotlib")
 
 
 def cpu_model() -> str:

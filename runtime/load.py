@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.backends import BACKENDS, backend_missing
+from edgeseg.runtime.backends import BACKENDS, auto_onnx_backend, backend_missing
 from edgeseg.runtime.backends import backend as backend_entry
 from edgeseg.runtime.bundle import LABELS, Bundle, is_bundle, open_bundle
 from edgeseg.runtime.manifest import FileEntry
@@ -26,7 +26,8 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
 
     Files inside a bundle are checked against the manifest's sha256 before they run, and engines against the
     TensorRT version and GPU they were built for. ``auto`` takes the bundle's engine of that precision when
-    TensorRT is usable here, else its ONNX with ONNX Runtime. ``streams`` is how many threads will call the
+    TensorRT is usable here, else its ONNX with the backend :func:`~edgeseg.runtime.backends.auto_onnx_backend`
+    picks (OpenVINO on an x86 CPU when installed, else ONNX Runtime). ``streams`` is how many threads will call the
     runner at once (TensorRT gives each its own execution context and CUDA stream).
     """
     if backend != "auto":
@@ -46,13 +47,30 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     if p.suffix == ".onnx":
         if backend == "torch":
             raise EdgesegError(f"{p} is an ONNX file; the torch backend needs a checkpoint or a bundle")
-        from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(p, providers, threads)
+        return onnx_runner(p, backend, providers, threads)
     if p.suffix in (".pt", ".pth"):
         raise EdgesegError(f"{p} is a checkpoint: export it to a bundle first (edgeseg export --checkpoint {p}), "
                            f"or evaluate it directly with edgeseg eval {p}")
     raise EdgesegError(f"{p}: expected a bundle folder, an .onnx file or a .pt checkpoint")
+
+
+def onnx_runner(path: Path, backend: str = "auto", providers: str = "cpu", threads: int | None = None) -> Runner:
+    """A runner for ONNX file ``path`` with ``backend`` (onnxruntime, openvino, or auto: the one rule in
+    :func:`~edgeseg.runtime.backends.auto_onnx_backend`). ``providers`` are ONNX Runtime's alone."""
+    if backend == "auto":
+        backend = auto_onnx_backend(providers)
+    if backend == "openvino":
+        if providers != "cpu":
+            raise EdgesegError(f"--providers {providers} is for ONNX Runtime; OpenVINO runs on the CPU here "
+                               f"(use --backend onnxruntime)")
+        if (reason := backend_missing("openvino")) is not None:
+            raise EdgesegError(f"backend openvino cannot run here: {reason}")
+        from edgeseg.runtime.openvino_runner import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads)
+    from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(path, providers, threads)
 
 
 def engine_runner(bundle: Bundle, name: str, streams: int, cuda_graph: bool, then: str | None = None) -> Runner:
@@ -97,13 +115,11 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
             raise EdgesegError(f"{bundle.root} has no {precision} TensorRT engine: edgeseg build {bundle.root} "
                                f"--precision {precision}")
         return engine_runner(bundle, engine, streams, cuda_graph)
-    if backend in ("auto", "onnxruntime"):
+    if backend == "auto" or BACKENDS[backend].kind == "onnx":
         name = chosen if chosen and chosen.endswith(".onnx") else bundle.find("onnx", precision)
         if name is None:
             raise EdgesegError(f"{bundle.root} has no {precision} ONNX model")
-        from edgeseg.runtime.onnxruntime_runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(bundle.path(name), providers, threads)
+        return onnx_runner(bundle.path(name), backend, providers, threads)
     on_gpu = device.startswith("cuda")
     if precision not in (BACKENDS["torch"].precisions if on_gpu else ("fp32",)):
         where = "on a GPU (--device cuda)" if on_gpu else "on a CPU"

@@ -42,6 +42,9 @@ class Runner:
 
     backend = "base"
     times_itself = False  # True when _infer sets last_latency_ms from device events
+    # What the backend computes in when that is not simply the file's precision, read from the backend after
+    # loading (OpenVINO: "f32" for an fp16 file, or how many layers of an INT8 file run in u8); None: as the file
+    compute: str | None = None
 
     def __init__(self, name: str) -> None:
         self._local = threading.local()

@@ -175,17 +175,19 @@ def _group_by_shared_fixture(items) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """``cuda`` and ``tensorrt`` tests run where those work and are skipped, with the reason, elsewhere; tests
-    sharing a module's fixture share an xdist worker (:func:`_group_by_shared_fixture`)."""
+    """``cuda``, ``tensorrt`` and ``openvino`` tests run where those work and are skipped, with the reason,
+    elsewhere; tests sharing a module's fixture share an xdist worker (:func:`_group_by_shared_fixture`)."""
     from edgeseg.runtime.backends import backend_missing
 
     _group_by_shared_fixture(items)
 
-    needs = {"cuda": None, "tensorrt": None}
+    needs = {"cuda": None, "tensorrt": None, "openvino": None}
     if any("cuda" in item.keywords or "tensorrt" in item.keywords for item in items):
         needs["cuda"] = _cuda_missing()
         needs["tensorrt"] = backend_missing("tensorrt") or needs["cuda"]
+    if any(item.get_closest_marker("openvino") for item in items):
+        needs["openvino"] = backend_missing("openvino")
     for item in items:
         for marker, reason in needs.items():
-            if marker in item.keywords and reason:
+            if reason and (item.get_closest_marker(marker) if marker == "openvino" else marker in item.keywords):
                 item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {reason}"))

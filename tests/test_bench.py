@@ -39,7 +39,11 @@ def test_plan_takes_every_available_combination(tiny):
     assert [(t.backend, t.precision, t.file.name) for t in targets] == [
         ("onnxruntime", "fp32", "model.onnx"), ("onnxruntime", "int8", "model.int8.onnx")]
     only = plan_targets([bundle / "model.int8.onnx"], missing=lambda b: None)
-    assert [(t.precision, t.bundle) for t in only] == [("int8", bundle)]
+    assert [(t.backend, t.precision, t.bundle) for t in only] == [("onnxruntime", "int8", bundle),
+                                                                  ("openvino", "int8", bundle)]
+    both = plan_targets([bundle], missing=lambda b: None if b in ("onnxruntime", "openvino") else "absent")
+    assert [(t.backend, t.precision) for t in both] == [("onnxruntime", "fp32"), ("onnxruntime", "int8"),
+                                                        ("openvino", "fp32"), ("openvino", "int8")]
 
 
 def test_plan_errors_name_what_is_missing(tiny, tmp_path):
@@ -55,12 +59,14 @@ def test_plan_errors_name_what_is_missing(tiny, tmp_path):
         plan_targets([tmp_path / "notes.txt"])
 
 
-def test_bench_measures_and_scores_every_variant(tiny):
+@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=pytest.mark.openvino)])
+def test_bench_measures_and_scores_every_variant(tiny, backend):
     bundle, spec, images = tiny
-    settings = BenchSettings(backend="onnxruntime", data=spec, warmup=1, iters=5, overlays=2, progress=False)
+    settings = BenchSettings(backend=backend, data=spec, warmup=1, iters=5, overlays=2, progress=False)
     result = run_bench([str(bundle)], settings)
     by_precision = {r["precision"]: r for r in result.rows}
-    assert set(by_precision) == {"fp32", "int8"}
+    assert set(by_precision) == {"fp32", "int8"} and {r["backend"] for r in result.rows} == {backend}
+    assert by_precision["fp32"]["compute"] == {"onnxruntime": None, "openvino": "f32"}[backend]
     assert by_precision["fp32"]["accuracy"]["miou"] == 1.0  # labels follow the fp32 rule exactly
     assert by_precision["int8"]["accuracy"]["miou"] == pytest.approx(_expected_miou(images, 100.0))
     assert by_precision["int8"]["accuracy"]["miou"] < 1.0
@@ -104,6 +110,29 @@ def test_bench_cli_writes_the_three_reports(tiny, tmp_path, cli):
     assert "src=\"http" not in html and "<link" not in html  # self-contained
     md = (out / "report.md").read_text()
     assert "| tiny int8 onnxruntime |" in md and "## Per-class IoU" in md
+
+
+@pytest.mark.openvino
+def test_bench_auto_adds_openvino_rows_for_every_onnx_file(tiny, tmp_path, cli_here):
+    bundle, _, _ = tiny
+    r = cli_here("bench", str(bundle), "--iters", "2", "--warmup", "0", "--report", str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    rows = read_report(tmp_path / "r")["rows"]
+    assert {(row["backend"], row["precision"]) for row in rows} == {
+        ("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")}
+    assert {row["compute"] for row in rows if row["backend"] == "openvino"} == {"f32"}
+    assert "| tiny fp32 openvino |" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_an_fp16_row_computed_in_f32_says_so_in_its_label():
+    from edgeseg.runtime.report.document import row_label
+
+    row = {"model": "m", "precision": "fp16", "backend": "openvino", "compute": "f32", "run": "r1",
+           "artifact": "b", "input_size": [8, 12]}
+    ort = {**row, "backend": "onnxruntime", "compute": None}
+    report = {"runs": [{"id": "r1"}], "rows": [row, ort]}
+    assert row_label(row, report) == "m fp16 openvino (computes in f32)"
+    assert row_label(ort, report) == "m fp16 onnxruntime"
 
 
 def test_bench_cli_without_data_measures_speed_only(tiny, tmp_path, cli):

@@ -16,6 +16,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.export.pipeline import ExportOptions
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.engine_plan import BuildOptions, plan_build
+from edgeseg.runtime.load import load_runner
 from edgeseg.workflow import export_with_variants
 
 TRAINED = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "lednet.pt"
@@ -159,16 +160,47 @@ def test_sensitivity_search_runs_and_records_steps(int8_bundle, tmp_path):
     assert open_bundle(copy).manifest.report("variants")["int8"]["miou_drop"] == pytest.approx(best)
 
 
-def test_cpu_target_uses_uint8_activations(tmp_path):
-    calibration = CalibrationOptions(calib_data="synthetic:4", calib_size=4, eval_images=2, fp16=False,
+@pytest.fixture(scope="module")
+def cpu_int8_bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8cpu") / "cpu"
+    calibration = CalibrationOptions(calib_data="synthetic:8", calib_size=8, eval_images=2, fp16=False,
                                      target="cpu", max_miou_drop=100.0)
-    export_with_variants(tmp_path / "cpu", model_name="lednet", options=ExportOptions(input_size=SIZE, num_classes=8),
-                         calibration=calibration)
-    model = onnx.load(str(tmp_path / "cpu" / "model.int8.onnx"))
+    export_with_variants(out, checkpoint=str(TRAINED), options=ExportOptions(input_size=SIZE), calibration=calibration)
+    return out
+
+
+def test_cpu_target_uses_uint8_activations(cpu_int8_bundle):
+    model = onnx.load(str(cpu_int8_bundle / "model.int8.onnx"))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     dtypes = {inits[n.input[2]].dtype for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert np.dtype(np.uint8) in dtypes
-    assert not (tmp_path / "cpu" / "calib.cache").exists()  # the TensorRT cache is for the TensorRT target
+    assert not (cpu_int8_bundle / "calib.cache").exists()  # the TensorRT cache is for the TensorRT target
+
+
+# Label agreement of OpenVINO with ONNX Runtime on the same file and frames (trained lednet, 64x128): fp32 and
+# fp16 both compute in f32 on OpenVINO; INT8 kernels round differently (measured 0.97-0.99).
+OPENVINO_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}
+
+
+@pytest.mark.openvino
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"], ids=["trt-layout", "cpu-layout"])  # not "tensorrt": a mark
+def test_openvino_runs_every_variant_like_onnxruntime(int8_bundle, cpu_int8_bundle, target):
+    """Both INT8 layouts run on OpenVINO with their quantized layers in 8 bits (the TensorRT one, symmetric int8,
+    is not refused), an fp16 file computes in f32 (said in ``compute``), and labels agree with ONNX Runtime."""
+    bundle = int8_bundle if target == "tensorrt" else cpu_int8_bundle
+    frames = np.stack([next(load_calibration_set("synthetic:4", SIZE).feeds(1))["image"][0],
+                       np.random.default_rng(3).integers(0, 256, (*SIZE, 3), dtype=np.uint8)])
+    precisions = ("fp32", "fp16", "int8") if target == "tensorrt" else ("fp32", "int8")
+    for precision in precisions:
+        with load_runner(bundle, "openvino", precision=precision) as ov, \
+                load_runner(bundle, "onnxruntime", precision=precision) as ort:
+            agree = np.mean([np.mean(ov.infer({"image": f[None]})["labels"] == ort.infer({"image": f[None]})["labels"])
+                             for f in frames])
+            assert agree >= OPENVINO_AGREEMENT[precision], (precision, agree)
+            if precision == "int8":
+                assert ov.compute.startswith("f32; ") and (" in u8" in ov.compute or " in i8" in ov.compute)
+            else:
+                assert ov.compute == "f32"
 
 
 def test_bad_calibration_source_from_the_cli(tmp_path, cli_here):

@@ -49,13 +49,63 @@ def test_a_bundle_written_before_the_input_section_changed_still_opens(tmp_path)
 def test_every_backend_has_one_entry_that_everything_reads():
     from edgeseg.runtime.bench_plan import BACKENDS as BENCH_BACKENDS
 
-    assert tuple(backends.BACKENDS) == BENCH_BACKENDS == ("onnxruntime", "tensorrt", "torch")
+    assert tuple(backends.BACKENDS) == BENCH_BACKENDS == ("onnxruntime", "openvino", "tensorrt", "torch")
     assert backends.BACKEND_CHOICES == ("auto", *backends.BACKENDS)
-    assert [backends.backend_of_kind(k) for k in ("onnx", "engine", "checkpoint", "report")] == \
-        ["onnxruntime", "tensorrt", "torch", None]
-    assert backends.backend_of_suffix(".plan") == "tensorrt" and backends.backend_of_suffix(".txt") is None
-    with pytest.raises(EdgesegError, match="choose auto, onnxruntime"):
-        backends.backend("openvino")
+    assert [backends.backends_of_kind(k) for k in ("onnx", "engine", "checkpoint", "report")] == \
+        [("onnxruntime", "openvino"), ("tensorrt",), ("torch",), ()]
+    assert backends.backends_of_suffix(".plan") == ("tensorrt",) and backends.backends_of_suffix(".txt") == ()
+    assert backends.backends_of_suffix(".onnx") == ("onnxruntime", "openvino")
+    with pytest.raises(EdgesegError, match="choose auto, onnxruntime, openvino"):
+        backends.backend("tflite")
+
+
+@pytest.mark.parametrize("machine, providers, openvino, expected", [
+    ("x86_64", "cpu", None, "openvino"),
+    ("AMD64", "cpu", None, "openvino"),
+    ("x86_64", "cpu", "not installed", "onnxruntime"),
+    ("aarch64", "cpu", None, "onnxruntime"),  # not measured there; a Jetson runs TensorRT
+    ("arm64", "cpu", None, "onnxruntime"),
+    ("x86_64", "cuda", None, "onnxruntime"),  # a GPU execution provider is ONNX Runtime's
+])
+def test_auto_prefers_openvino_on_x86_cpus_only(machine, providers, openvino, expected):
+    missing = {"openvino": openvino}.get
+    assert backends.auto_onnx_backend(providers, machine=machine, missing=missing) == expected
+
+
+def test_load_runner_takes_the_auto_rule_for_onnx_files(tmp_path, monkeypatch):
+    """``auto`` on an ONNX file (lone or in a bundle) and ``--crf`` runs go through the one rule."""
+    from edgeseg.runtime import load
+
+    root = make_threshold_bundle(tmp_path / "b")
+    monkeypatch.setattr(load, "auto_onnx_backend", lambda providers="cpu": "onnxruntime")
+    assert load.load_runner(root / "model.onnx").backend == "onnxruntime"
+    if backends.backend_missing("openvino") is None:
+        monkeypatch.setattr(load, "auto_onnx_backend", lambda providers="cpu": "openvino")
+        assert load.load_runner(root / "model.onnx").backend == "openvino"
+        assert load.load_runner(root, precision="int8").backend == "openvino"
+
+
+def test_openvino_refuses_onnxruntime_providers_and_a_missing_install(tmp_path, monkeypatch):
+    from edgeseg.runtime import load
+
+    root = make_threshold_bundle(tmp_path / "b")
+    with pytest.raises(EdgesegError, match="--providers cuda is for ONNX Runtime"):
+        load.load_runner(root, "openvino", providers="cuda")
+    monkeypatch.setattr(load, "backend_missing", lambda name: "openvino is not installed (pip install x)")
+    with pytest.raises(EdgesegError, match="backend openvino cannot run here: openvino is not installed"):
+        load.load_runner(root / "model.onnx", "openvino")
+
+
+def test_an_openvino_that_fails_to_import_is_missing(monkeypatch):
+    """A wheel built for a newer glibc installs but fails to load: auto must then stay on ONNX Runtime."""
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: object())
+
+    def broken_import(name):
+        raise ImportError("libopenvino.so: version `GLIBC_2.35' not found")
+
+    monkeypatch.setattr(backends.importlib, "import_module", broken_import)
+    assert "GLIBC" in backends.backend_missing("openvino")
+    assert backends.auto_onnx_backend(machine="x86_64") == "onnxruntime"
 
 
 def test_a_tensorrt_that_fails_to_import_leaves_auto_on_onnxruntime(monkeypatch):

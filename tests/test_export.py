@@ -12,6 +12,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.export.lint import lint_model, load_onnx
 from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.models import create, list_models, save_checkpoint
+from edgeseg.runtime.backends import backend_missing
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.load import load_runner
 
@@ -67,6 +68,27 @@ def test_bundle_manifest_hashes_and_runner_contract(tmp_path, registry_bundle):
         load_runner(tmp_path / "b")
 
 
+@bundle_group("lednet")
+@pytest.mark.openvino
+def test_openvino_keeps_the_runner_contract_and_agrees_with_onnxruntime(registry_bundle):
+    """The same model.onnx through OpenVINO: the same tensor specs, labels and logits as ONNX Runtime, input
+    checks, its own timing, ``--threads`` as INFERENCE_NUM_THREADS and an fp32 file computed in f32 (not the
+    bf16 the CPU plugin defaults to on a BF16-capable CPU)."""
+    root = registry_bundle("lednet").bundle.root
+    image = np.random.default_rng(1).integers(0, 256, (1, 64, 128, 3), dtype=np.uint8)
+    with load_runner(root, "openvino", threads=1) as ov, load_runner(root, "onnxruntime", threads=1) as ort:
+        assert ov.backend == "openvino" and ov.inputs() == ort.inputs() and ov.outputs() == ort.outputs()
+        a, b = ov.infer({"image": image}), ort.infer({"image": image})
+        assert ov.last_latency_ms > 0
+        assert a["labels"].dtype == np.uint8 and np.mean(a["labels"] == b["labels"]) > 0.999
+        np.testing.assert_allclose(a["logits"], b["logits"], atol=1e-4)
+        with pytest.raises(EdgesegError, match="must be"):
+            ov.infer({"image": image[:, :32]})
+        assert ov.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        assert str(ov.compiled.get_property("PERFORMANCE_HINT")).endswith("LATENCY")
+        assert ov.compute == "f32"
+
+
 def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
     bundle = export_bundle(tmp_path / "d", model_name="dfanet_b",
                            options=ExportOptions(input_size=(64, 128), num_classes=3, dynamic_batch=True))
@@ -76,6 +98,11 @@ def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
     with load_runner(bundle.root) as runner:
         out = runner.infer({"image": np.zeros((3, 64, 128, 3), np.uint8)})
     assert out["labels"].shape == (3, 64, 128)
+    if backend_missing("openvino") is None:  # the openvino-marked tests say why when it is not installed
+        with load_runner(bundle.root, "openvino") as runner:
+            assert runner.inputs()[0].shape == ("?", 64, 128, 3)
+            for n in (1, 3):
+                assert runner.infer({"image": np.zeros((n, 64, 128, 3), np.uint8)})["labels"].shape == (n, 64, 128)
 
 
 def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli_here):
@@ -88,8 +115,11 @@ def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli_here):
     assert json.loads(r.stdout)["label_agreement"] >= 0.999
     scores, resolutions = {}, set()
     deploy = ["--input-size", "96x256", "--resize", "letterbox"]  # the checkpoint scored as its bundle is
-    for target, backend, extra in ((ckpt, "auto", deploy), (tmp_path / "b", "onnxruntime", []),
-                                   (tmp_path / "b", "torch", []), (tmp_path / "b" / "model.onnx", "auto", [])):
+    runs = [(ckpt, "auto", deploy), (tmp_path / "b", "onnxruntime", []), (tmp_path / "b", "torch", []),
+            (tmp_path / "b" / "model.onnx", "auto", [])]
+    if backend_missing("openvino") is None:  # the openvino-marked tests say why when it is not installed
+        runs.append((tmp_path / "b", "openvino", []))
+    for target, backend, extra in runs:
         r = cli("eval", str(target), "--data", "synthetic", "--max-images", "2", "--backend", backend, "--json",
                 *extra)
         assert r.returncode == 0, r.stderr

@@ -13,7 +13,8 @@ CHECK = "import sys; import {module}; print('torch' in sys.modules)"
 @pytest.mark.parametrize("module", ["edgeseg", "edgeseg.runtime", "edgeseg.cli.main", "edgeseg.meta",
                                     "edgeseg.errors", "edgeseg.fileio", "edgeseg.metrics", "edgeseg.data",
                                     "edgeseg.runtime.load", "edgeseg.runtime.evaluate", "edgeseg.runtime.bundle",
-                                    "edgeseg.runtime.onnxruntime_runner", "edgeseg.calibration.pipeline",
+                                    "edgeseg.runtime.onnxruntime_runner", "edgeseg.runtime.openvino_runner",
+                                    "edgeseg.calibration.pipeline",
                                     "edgeseg.runtime.bench", "edgeseg.runtime.bench_plan", "edgeseg.runtime.report",
                                     "edgeseg.runtime.report.html", "edgeseg.runtime.report.plots", "edgeseg.demo",
                                     "edgeseg.runtime.environment", "edgeseg.runtime.memory", "edgeseg.crf",
@@ -23,6 +24,13 @@ def test_light_modules_do_not_import_torch(module):
     out = subprocess.run([sys.executable, "-c", CHECK.format(module=module)], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False", f"importing {module} imported torch"
+
+
+def test_the_runtime_imports_openvino_only_when_a_runner_needs_it():
+    code = ("import sys; import edgeseg.runtime.load, edgeseg.runtime.openvino_runner, edgeseg.runtime.bench, "
+            "edgeseg.runtime.bench_plan, edgeseg.cli.main; print('openvino' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_side_folders_install_under_edgeseg():

@@ -106,6 +106,20 @@ def test_runners_use_the_depth(rgbd_bundle):
             assert not np.allclose(a, b)
 
 
+@bundle_group("acnet")
+@pytest.mark.openvino
+def test_openvino_runs_the_two_input_bundle_like_onnxruntime(rgbd_bundle):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, *SIZE, 3), dtype=np.uint8)
+    depth = rng.uniform(0.5, 9.0, (1, *SIZE)).astype(np.float32)
+    with load_runner(rgbd_bundle.root, "openvino") as ov, load_runner(rgbd_bundle.root, "onnxruntime") as ort:
+        assert [s.name for s in ov.inputs()] == ["image", "depth"] and ov.inputs() == ort.inputs()
+        a, b = ov.infer({"image": image, "depth": depth}), ort.infer({"image": image, "depth": depth})
+        assert np.mean(a["labels"] == b["labels"]) > 0.999
+        far = ov.infer({"image": image, "depth": np.full((1, *SIZE), 9.0, np.float32)})["logits"]
+        assert not np.allclose(a["logits"], far)
+
+
 def test_calibration_feeds_carry_depth(rgbd_folder):
     calib = load_calibration_set("synthetic:3", SIZE, depth=True)
     feed = next(calib.feeds(2))

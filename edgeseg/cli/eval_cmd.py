@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boundary", action="store_true", help="also report the boundary F-score")
     parser.add_argument("--device", type=torch_device_or_auto, default="auto",
                         help="auto, cpu or cuda for torch (default auto)")
-    parser.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
-                        help="for a bundle: which backend runs it (default auto = ONNX Runtime)")
+    parser.add_argument("--backend", choices=("auto", "onnxruntime", "openvino", "torch"), default="auto",
+                        help="for a bundle: which backend runs it (default auto: OpenVINO on an x86 CPU when "
+                             "installed, else ONNX Runtime)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="which variant of a bundle to run (default fp32)")
@@ -101,10 +102,10 @@ def main(args: argparse.Namespace) -> int:
 
     source = open_dataset(args.data, args.split)
     is_checkpoint = args.model.endswith((".pt", ".pth"))
-    if is_checkpoint and args.backend == "onnxruntime":
+    if is_checkpoint and args.backend in ("onnxruntime", "openvino"):
         from edgeseg.errors import EdgesegError
 
-        raise EdgesegError(f"{args.model} is a checkpoint; export it to evaluate with ONNX Runtime")
+        raise EdgesegError(f"{args.model} is a checkpoint; export it to evaluate with {args.backend}")
     cm, classes, name, backend, resolution = (_evaluate_checkpoint if is_checkpoint else _evaluate_runner)(args, source)
     scores = scores_from_confusion(cm.matrix)
     if cm.boundary:

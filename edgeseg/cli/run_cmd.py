@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="let an OUT.mp4 sink replace an existing file (never the source)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                        help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else ONNX Runtime")
+                        help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else its ONNX "
+                             "with OpenVINO on an x86 CPU when installed, else ONNX Runtime")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--device", type=torch_device, default="cpu",
                         help="torch backend: cpu (default), or cuda / cuda:N (fp32 or fp16 on CUDA streams)")

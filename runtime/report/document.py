@@ -179,8 +179,11 @@ def merge_reports(run_dirs: list[str | Path], out: Path) -> dict:
 
 
 def row_label(row: dict, report: dict) -> str:
-    """``model precision backend``, with the run's machine when the report holds several runs."""
+    """``model precision backend``, with the run's machine when the report holds several runs, and what an fp16
+    row really computed in when the backend said f32."""
     label = f"{row['model']} {row['precision']} {row['backend']}"
+    if row["precision"] == "fp16" and str(row.get("compute") or "").startswith("f32"):
+        label += " (computes in f32)"  # OpenVINO's CPU plugin widens an fp16 file's weights
     twins = [r for r in report["rows"] if r["run"] == row["run"] and r["model"] == row["model"]
              and r["precision"] == row["precision"] and r["backend"] == row["backend"]]
     if len(twins) > 1:
