@@ -3,8 +3,10 @@
 A decode thread reads the source into a bounded queue (when every slot is busy it waits: back-pressure, so a
 live camera drops frames in its driver instead of piling them up here). K workers each take a frame, resize it
 to the deploy size, run it, and resize the labels back; the main thread writes results to the sink in source
-order through a reorder buffer. Statistics are kept in bounded windows, so memory stays flat however long the
-stream. Ctrl-C stops cleanly: the sink is closed with every frame written so far.
+order through a reorder buffer. A bundle exported with ``--frame-size`` does the resizing in its graph: frames of
+that size go in untouched (another size is refused) and its labels, and its ``overlay`` when it has one, come
+back at the frame's size for the sink as they are. Statistics are kept in bounded windows, so memory stays flat
+however long the stream. Ctrl-C stops cleanly: the sink is closed with every frame written so far.
 
 On a CPU the workers are threads calling ``runner.infer`` (ONNX Runtime releases the GIL). GPU runners with an
 ``infer`` that owns one CUDA stream per thread run the same way; the per-frame stages they time with CUDA events
@@ -27,7 +29,7 @@ from edgeseg.data.geometry import DEFAULT_RESIZE, labels_to_frame
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.feeds import image_geometry, make_feed
 from edgeseg.runtime.runner import Runner
-from edgeseg.runtime.sinks import FrameSink, SinkClosed
+from edgeseg.runtime.sinks import FrameSink, Picture, SinkClosed
 from edgeseg.runtime.sources import Frame, FrameSource
 from edgeseg.runtime.stats import latency_stats
 
@@ -63,6 +65,7 @@ class _Result:
     labels: np.ndarray
     decoded_at: float
     stages: dict
+    overlay: Picture | None = None
 
 
 class StreamPipeline:
@@ -71,8 +74,12 @@ class StreamPipeline:
 
     def __init__(self, runner: Runner, source: FrameSource, sink: FrameSink, *, streams: int = 1,
                  max_frames: int | None = None, status: Callable[[dict], None] | None = None,
-                 status_interval: float = 0.5, mode: str = DEFAULT_RESIZE) -> None:
+                 status_interval: float = 0.5, mode: str = DEFAULT_RESIZE, frame_in_graph: bool = False,
+                 frame_bgr: bool = False) -> None:
         self.mode = mode  # how frames are fitted to the deploy size and labels mapped back (the bundle's)
+        # a --frame-size bundle: its graph takes the frames as they are (in BGR with frame_bgr) and returns
+        # labels and overlay at their size
+        self.frame_in_graph, self.frame_bgr = frame_in_graph, frame_bgr
         if streams < 1:
             raise EdgesegError("--streams must be at least 1")
         static_batch, self.size = image_geometry(runner.name, runner.inputs())
@@ -134,30 +141,45 @@ class StreamPipeline:
                     break
                 frame, decoded_at = item
                 t0 = time.perf_counter()
-                feed = make_feed(self.specs, [frame.image], self.size, [frame.depth], self.mode)
+                image = frame.in_order(self.frame_bgr and self.frame_in_graph)
+                feed = make_feed(self.specs, [image], self.size, [frame.depth], self.mode,
+                                 frame_in_graph=self.frame_in_graph)
                 t1 = time.perf_counter()
                 out = self.runner.infer(feed, check=False)
                 t2 = time.perf_counter()
                 if "labels" not in out:
                     raise EdgesegError(f"{self.runner.name} has no 'labels' output")
-                labels = labels_to_frame(np.asarray(out["labels"][0], np.uint8), frame.image.shape[:2], self.mode)
+                labels, overlay = self._postprocess(out, frame)
                 t3 = time.perf_counter()
                 stages = {"preprocess": (t1 - t0) * 1e3, "postprocess": (t3 - t2) * 1e3,
                           "inference": self.runner.last_stages_ms.get("compute", (t2 - t1) * 1e3)}
                 for name in ("h2d", "crf", "d2h"):
                     if name in self.runner.last_stages_ms:
                         stages[name] = self.runner.last_stages_ms[name]
-                self.outbox.put(_Result(frame, labels, decoded_at, stages))
+                self.outbox.put(_Result(frame, labels, decoded_at, stages, overlay))
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.errors.append(exc)
             self.stop.set()
         finally:
             self.outbox.put(_DONE)
 
+    def _postprocess(self, out: dict, frame: Frame) -> tuple[np.ndarray, Picture | None]:
+        """The labels at the frame's size (the graph's as they are, or mapped back on the host) and the graph's
+        overlay when it drew one over this very frame (not over a host-resized copy)."""
+        shape = frame.image.shape[:2]
+        if self.frame_in_graph:
+            labels = np.asarray(out["labels"][0], np.uint8)
+        else:
+            labels = labels_to_frame(np.asarray(out["labels"][0], np.uint8), shape, self.mode)
+        overlay = out.get("overlay")
+        if overlay is None or tuple(overlay.shape[1:3]) != tuple(shape):
+            return labels, None
+        return labels, Picture(overlay[0], bgr=self.frame_bgr and self.frame_in_graph)
+
     # -- main thread ---------------------------------------------------------------------------------------
     def _emit(self, result: _Result) -> None:
         t0 = time.perf_counter()
-        self.sink.write(result.frame, result.labels)
+        self.sink.write(result.frame, result.labels, result.overlay)
         t1 = time.perf_counter()
         for name, ms in result.stages.items():
             self.clocks[name].add(ms)

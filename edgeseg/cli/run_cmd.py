@@ -99,7 +99,9 @@ def main(args: argparse.Namespace) -> int:
         raise EdgesegError(f"--depth: this bundle ({bundle.model.name}) takes no depth; it is an RGB model")
     if args.crf and bundle.takes_depth:
         raise EdgesegError("--crf takes RGB models; this bundle is RGB-D")
-    source = open_source(args.source, depth_dir=args.depth)
+    frame_bgr = bundle.frame_bgr
+    # a --frame-format bgr bundle takes OpenCV's frames as they come (no colour conversion on the host)
+    source = open_source(args.source, depth_dir=args.depth, **({"bgr": True} if frame_bgr else {}))
     with source:
         inputs = [p for p in (args.source, args.depth) if p and os.path.exists(p)]
         sink = open_sink(args.sink, palette, source.fps, inputs=inputs, overwrite=args.overwrite)
@@ -112,7 +114,8 @@ def main(args: argparse.Namespace) -> int:
         status = StatusLine()
         with runner, sink:
             pipeline = StreamPipeline(runner, source, sink, streams=args.streams, max_frames=args.max_frames,
-                                      status=status, mode=bundle.resize_mode)
+                                      status=status, mode=bundle.resize_mode,
+                                      frame_in_graph=bundle.frame_size is not None, frame_bgr=frame_bgr)
             try:
                 summary = pipeline.run()
             finally:

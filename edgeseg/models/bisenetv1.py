@@ -102,7 +102,7 @@ class BiSeNetV1(SegmentationModel):
         context16 = self.refine32(resize_to(context, c16.shape[-2:], align_corners=True))
         context = self.arm16(c16) + context16
         context8 = self.refine16(resize_to(context, spatial.shape[-2:], align_corners=True))
-        logits = resize_to(self.head(self.ffm(spatial, context8)), x.shape[-2:], align_corners=True)
+        logits = self.to_input_size(self.head(self.ffm(spatial, context8)), x, align_corners=True)
         return logits, [context16, context8]
 
 
