@@ -5,15 +5,13 @@ exported bundle runs `edgeseg run` with no host resize or blend."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from edgeseg.data.geometry import RESIZE_MODES, frame_to_input, labels_to_frame, placement
 from edgeseg.errors import EdgesegError
-from edgeseg.export.pipeline import ExportOptions, export_bundle
+from edgeseg.export.pipeline import ExportOptions
 from edgeseg.models import create
 from edgeseg.models.deploy import DeployModel, native_logits
 from edgeseg.models.frame_graph import FrameIn, LabelsOut, Painter
