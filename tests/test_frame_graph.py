@@ -5,13 +5,15 @@ exported bundle runs `edgeseg run` with no host resize or blend."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from edgeseg.data.geometry import RESIZE_MODES, frame_to_input, labels_to_frame, placement
 from edgeseg.errors import EdgesegError
-from edgeseg.export.pipeline import ExportOptions
+from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.models import create
 from edgeseg.models.deploy import DeployModel, native_logits
 from edgeseg.models.frame_graph import FrameIn, LabelsOut, Painter
@@ -118,3 +120,106 @@ def test_a_frame_of_another_size_is_refused_in_one_line():
 def test_export_refuses_what_does_not_combine_before_any_work(options, match):
     with pytest.raises(EdgesegError, match=match):
         ExportOptions(**options)
+
+
+@pytest.fixture(scope="module")
+def frame_bundle(tmp_path_factory):
+    """bisenetv2 taking 36x64 BGR frames (letterbox into 32x64), labels and overlay drawn by the graph."""
+    root = tmp_path_factory.mktemp("frame") / "bundle"
+    return export_bundle(root, model_name="bisenetv2", options=ExportOptions(
+        input_size=DEPLOY, num_classes=3, frame_size=FRAME, frame_format="bgr", resize="letterbox",
+        outputs=("labels", "overlay"), overlay_alpha=0.4))
+
+
+def _video(path, frames: list[np.ndarray]) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (FRAME[1], FRAME[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def test_frame_bundle_records_the_frame_and_verifies_at_frame_size(frame_bundle):
+    m = frame_bundle.manifest
+    assert m.input.frame == FRAME and m.input.size == DEPLOY and m.input.frame_format == "bgr"
+    assert m.inputs[0].shape == [1, *FRAME, 3] and m.inputs[0].color == "BGR"
+    assert [(o.name, o.shape, o.alpha) for o in m.outputs] == [("labels", [1, *FRAME], None),
+                                                               ("overlay", [1, *FRAME, 3], 0.4)]
+    verification = json.loads((frame_bundle.root / "verify.json").read_text())
+    assert verification["label_agreement"] >= 0.999 and verification["picture_agreement"] >= 0.999
+    assert "legend.png" in m.files
+
+
+def test_run_on_a_frame_size_video_does_no_host_resize_or_blend(frame_bundle, tmp_path, cli_here, monkeypatch):
+    import cv2
+
+    from edgeseg.runtime import feeds, pipeline, sinks
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("host pixel work in a frame-size bundle's loop")
+
+    for module, name in ((feeds, "frames_to_batch"), (pipeline, "labels_to_frame"), (sinks, "blend")):
+        monkeypatch.setattr(module, name, forbidden)
+    rng = np.random.default_rng(5)
+    _video(tmp_path / "in.avi", [rng.integers(0, 256, (*FRAME, 3), dtype=np.uint8) for _ in range(3)])
+    result = cli_here("run", str(frame_bundle.root), "--source", str(tmp_path / "in.avi"),
+                      "--sink", f"overlays:{tmp_path / 'out'}", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames_out"] == 3
+    assert len(list((tmp_path / "out").glob("*.jpg"))) == 3
+    # the graph's overlay is palette + blend over the BGR frame it was given
+    from edgeseg.runtime.load import load_runner
+
+    capture = cv2.VideoCapture(str(tmp_path / "in.avi"))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok
+    with load_runner(frame_bundle.root, "onnxruntime") as runner:
+        out = runner.infer({"image": bgr[None]})
+    palette = [c[::-1] for c in frame_bundle.model.palette]
+    want = reference_overlay(bgr, out["labels"][0], palette, 0.4)
+    assert np.abs(out["overlay"][0].astype(int) - want.astype(int)).max() <= 1
+
+
+def test_run_refuses_a_video_of_another_size(frame_bundle, tmp_path, cli_here):
+    import cv2
+
+    writer = cv2.VideoWriter(str(tmp_path / "big.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (80, 48))
+    writer.write(np.zeros((48, 80, 3), np.uint8))
+    writer.release()
+    result = cli_here("run", str(frame_bundle.root), "--source", str(tmp_path / "big.avi"))
+    assert result.returncode == 1 and "--frame-size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_eval_scores_a_frame_bundle_at_its_frame_size(frame_bundle):
+    from edgeseg.data import open_dataset
+    from edgeseg.runtime.evaluate import evaluate_runner
+    from edgeseg.runtime.load import load_runner
+
+    source = open_dataset("synthetic:2", "val")
+    seen = []
+    with load_runner(frame_bundle.root, "onnxruntime") as runner:
+        cm = evaluate_runner(runner, source, num_classes=3, max_images=2, mode=frame_bundle.host_resize,
+                             bgr=frame_bundle.frame_bgr, on_prediction=lambda i, p: seen.append(p.shape))
+    assert frame_bundle.host_resize == "stretch" and seen == [source[0][1].shape, source[1][1].shape]
+    assert cm.matrix.sum() > 0
+
+
+def test_argmax_at_logits_records_its_agreement_and_refuses_below_the_minimum(tmp_path, monkeypatch):
+    bundle = export_bundle(tmp_path / "a", model_name="lednet", options=ExportOptions(
+        input_size=DEPLOY, num_classes=3, frame_size=(48, 64), resize="crop", argmax_at="logits",
+        min_argmax_agreement=0.5))
+    verification = json.loads((bundle.root / "verify.json").read_text())
+    assert verification["argmax_at"] == "logits" and 0.5 <= verification["argmax_agreement"] <= 1
+    assert bundle.manifest.report("verification")["argmax_agreement"] == verification["argmax_agreement"]
+    assert bundle.manifest.outputs[0].argmax_at == "logits"
+    import edgeseg.export.pipeline as export_pipeline
+
+    monkeypatch.setattr(export_pipeline, "argmax_agreement", lambda *a, **k: {
+        "argmax_at": "logits", "argmax_agreement": 0.8, "argmax_agreement_on": "random"})
+    with pytest.raises(EdgesegError, match="80.000%.*--min-argmax-agreement"):
+        export_bundle(tmp_path / "b", model_name="lednet", options=ExportOptions(
+            input_size=DEPLOY, num_classes=3, argmax_at="logits", min_argmax_agreement=0.9))
+    assert not (tmp_path / "b").exists()
