@@ -72,6 +72,19 @@ def _upstream_convs(model, conv_outputs: dict[str, str]) -> dict[str, set[str]]:
     return result
 
 
+def _with_typed_outputs(model, names):
+    """``model`` also outputting the tensors ``names`` with their own element types (float16 in the TensorRT
+    INT8 model, float32 in the float one)."""
+    import onnx
+
+    typed = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in (*typed.graph.value_info, *typed.graph.output)}
+    copy = with_outputs(model, [n for n in names if types.get(n, onnx.TensorProto.FLOAT) == onnx.TensorProto.FLOAT])
+    existing = {o.name for o in copy.graph.output}
+    copy.graph.output.extend(onnx.helper.make_tensor_value_info(n, types[n], None) for n in names if n not in existing)
+    return copy
+
+
 def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: list[dict[str, np.ndarray]]) -> list[dict]:
     """Rank conv layers by the error the INT8 model adds *at* that layer: relative MSE of each conv output
     against float32, minus the worst error already present in its inputs. One pass of each model."""
@@ -81,12 +94,14 @@ def layer_sensitivity(fp32_path: str | Path, int8_path: str | Path, batches: lis
     fp32, int8 = onnx.load(str(fp32_path)), onnx.load(str(int8_path))
     convs = _conv_outputs(fp32)
     names = [n for n in convs if n in {o for node in int8.graph.node for o in node.output}]
-    sessions = [ort.InferenceSession(with_outputs(m, names).SerializeToString(), providers=["CPUExecutionProvider"])
-                for m in (fp32, int8)]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # no advice about float16 constants it cannot fold on the CPU
+    sessions = [ort.InferenceSession(_with_typed_outputs(m, names).SerializeToString(), options,
+                                     providers=["CPUExecutionProvider"]) for m in (fp32, int8)]
     sq_err = dict.fromkeys(names, 0.0)
     power = dict.fromkeys(names, 0.0)
     for batch in batches:
-        ref, got = ([dict(zip([o.name for o in s.get_outputs()], s.run(None, batch)))
+        ref, got = ([{o.name: np.asarray(v, np.float32) for o, v in zip(s.get_outputs(), s.run(None, batch))}
                      for s in sessions])
         for n in names:
             sq_err[n] += float(np.mean((ref[n] - got[n]) ** 2))

@@ -1,13 +1,13 @@
-"""Q/DQ INT8 quantization with onnxruntime.quantization, in the form TensorRT 10 and 11 build from.
+"""INT8 Q/DQ models in the two layouts edgeseg writes, from one set of calibration ranges.
 
-TensorRT target: int8 activations and weights, symmetric (zero point 0), per-channel weights over the output
-channels (Conv axis 0, ConvTranspose axis 1, Gemm and MatMul the output features: ONNX Runtime's own choice,
-which ignores ``QDQOpTypePerChannelSupportToAxis`` for Conv and ConvTranspose), bias left in float, a dedicated
-Q/DQ pair per consumer, and nothing quantized after the last convolution (the final Resize, ArgMax and casts
-stay in float so labels are not computed from int8-rounded logits). CPU target: uint8 activations with int8
-weights, the layout ONNX Runtime's x86 and ARM kernels run fastest. Tensor ranges are computed once per
-calibration set and cached (JSON), so re-quantizing with other layers excluded during the sensitivity search
-costs no new calibration.
+TensorRT target (the default): the float graph in FP16 with Q/DQ on the inputs of the weighted layers and on the
+residual input of residual Adds, weights as int8 initializers, the logits heads and everything after them out
+of INT8 (:mod:`edgeseg.calibration.qdq_placement` says where and why, :mod:`edgeseg.calibration.qdq_trt` writes
+it). CPU target: onnxruntime's QDQ quantizer, uint8 activations with int8 weights and a Q/DQ pair on every
+quantized node's output, the layout ONNX Runtime's x86 and ARM kernels run fastest (its QLinear fusions need
+the output pair), the logits heads and after them left in float all the same. Tensor ranges are computed once
+per calibration set and cached (JSON), so re-quantizing with other layers excluded during the sensitivity
+search costs no new calibration.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeseg.calibration.qdq_placement import name_nodes, plan_qdq
+from edgeseg.calibration.qdq_trt import write_tensorrt_qdq
 from edgeseg.calibration.readers import CalibrationSet
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
@@ -28,6 +30,7 @@ METHODS = ("entropy", "percentile", "minmax")
 TARGETS = ("tensorrt", "cpu")
 QUANTIZERS = ("onnxruntime", "modelopt")
 QUANTIZED_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+CALIBRATED_OPS = [*QUANTIZED_OPS, "Add"]  # ranges for the inputs of these (and their outputs)
 
 
 def _reader(calib: CalibrationSet, batch: int):
@@ -50,11 +53,10 @@ def _reader(calib: CalibrationSet, batch: int):
 
 
 def tail_nodes(model) -> list[str]:
-    """Names of the nodes after the last Conv/ConvTranspose on the path to the outputs (final Resize, ArgMax,
-    Cast, Softmax): kept in float."""
-    nodes = list(model.graph.node)
-    last_conv = max((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")), default=-1)
-    return [n.name for n in nodes[last_conv + 1:] if n.name]
+    """Names of the logits heads (the weighted layers with no weighted layer after them) and of every node after
+    them (final Resize, ArgMax, Cast, Softmax): kept out of INT8. Unnamed nodes are named first, in place."""
+    name_nodes(model)
+    return plan_qdq(model).tail
 
 
 def graph_batch(model) -> int:
@@ -81,26 +83,32 @@ def quantize_qdq(fp32_path: str | Path, out_path: str | Path, calib: Calibration
     batch = graph_batch(model)
     if len(calib.images) < batch:
         raise EdgesegError(f"{len(calib.images)} calibration images cannot fill one batch of {batch}")
-    excluded = sorted(set(tail_nodes(model)) | set(exclude or []))
     calibrate = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
                  "minmax": CalibrationMethod.MinMax}[method]
-    options = {"ActivationSymmetric": target == "tensorrt", "WeightSymmetric": True, "QuantizeBias": False,
-               "AddQDQPairToWeight": target == "tensorrt", "DedicatedQDQPair": target == "tensorrt",
-               "CalibPercentile": percentile, "CalibTensorRangeSymmetric": target == "tensorrt"}
-    activation = QuantType.QInt8 if target == "tensorrt" else QuantType.QUInt8
     if not Path(ranges_cache).is_file():
         with _quiet_onnxruntime():
             _calibrate(fp32_path, calib, batch, calibrate, ranges_cache, symmetric=target == "tensorrt",
                        percentile=percentile)
-    with atomic_path(out_path) as tmp, _quiet_onnxruntime():
-        quantize_static(str(fp32_path), str(tmp), _reader(calib, batch), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=activation,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=calibrate,
-                        extra_options=options, calibration_cache_path=str(ranges_cache))
+    done = {"method": method, "target": target, "calibration_images": len(calib.images),
+            "calibration_source": calib.source}
+    if target == "tensorrt":
+        name_nodes(model)
+        plan = plan_qdq(model, exclude)
+        info = write_tensorrt_qdq(model, plan, tensor_amax(ranges_cache), out_path)
+        done.update(excluded=sorted(set(plan.tail) | set(exclude or [])), **info)
+    else:
+        excluded = sorted(set(tail_nodes(model)) | set(exclude or []))
+        options = {"ActivationSymmetric": False, "WeightSymmetric": True, "QuantizeBias": False,
+                   "CalibPercentile": percentile}
+        with atomic_path(out_path) as tmp, _quiet_onnxruntime():
+            quantize_static(str(fp32_path), str(tmp), _reader(calib, batch), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=QUANTIZED_OPS, per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=calibrate,
+                            extra_options=options, calibration_cache_path=str(ranges_cache))
+        done["excluded"] = excluded
     quantized = onnx.load(str(out_path))
-    q_nodes = sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
-    return {"method": method, "target": target, "excluded": excluded, "quantize_nodes": q_nodes,
-            "calibration_images": len(calib.images), "calibration_source": calib.source}
+    done["quantize_nodes"] = sum(n.op_type == "QuantizeLinear" for n in quantized.graph.node)
+    return done
 
 
 class _PreprocessAdvice(logging.Filter):
@@ -143,7 +151,7 @@ def _calibrate(fp32_path, calib: CalibrationSet, batch: int, method, ranges_cach
     elif method == CalibrationMethod.Percentile:
         options.update(num_bins=2048, percentile=percentile)
     with tempfile.TemporaryDirectory(prefix="edgeseg-calib-") as tmp:
-        calibrator = create_calibrator(Path(fp32_path), QUANTIZED_OPS,
+        calibrator = create_calibrator(Path(fp32_path), CALIBRATED_OPS,
                                        augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                        calibrate_method=method, extra_options=options)
         calibrator.collect_data(_reader(calib, batch))

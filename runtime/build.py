@@ -29,6 +29,7 @@ from edgeseg.runtime.engine_plan import BuildOptions, BuildPlan, layer_report, p
 from edgeseg.runtime.legacy_calibrator import CalibrationFeeder, make_calibrator
 from edgeseg.runtime.manifest import CalibrationIdentity, CalibrationRecord, EngineRecord
 from edgeseg.runtime.tensorrt_runner import new_runtime
+from edgeseg.runtime.trt_features import cache_version_number
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -183,7 +184,7 @@ def _build(trt: Any, cuda: CudaApi, bundle_dir: Path, options: BuildOptions,
         identity = CalibrationIdentity(  # what the cache TensorRT just wrote belongs to: checked on reuse
             onnx_sha256=bundle.entry(bundle.find("onnx", "fp32") or plan.onnx_file).sha256,
             calibration_sha256=hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest(),
-            input_size=list(bundle.input_size), trt_version=trt.__version__)
+            input_size=list(bundle.input_size), trt_version=cache_version_number(trt.__version__))
         bundle.manifest.calibration = CalibrationRecord("tensorrt-legacy-entropy", int(len(images)), identity)
     bundle.save()
     return {"engine": str(bundle.root / plan.engine_file), "entry": entry.to_dict(), "layers": report}

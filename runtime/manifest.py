@@ -251,7 +251,8 @@ class FileEntry:
 
 @dataclass
 class CalibrationIdentity:
-    """What a ``calib.cache`` belongs to: the fp32 model, the calibration images and the deploy size."""
+    """What a ``calib.cache`` belongs to: the fp32 model, the calibration images and the deploy size;
+    ``trt_version`` is the number its header was written with (``100300`` for TensorRT 10.3.0)."""
 
     onnx_sha256: str
     calibration_sha256: str

@@ -262,34 +262,36 @@ class WindowSink(FrameSink):
 
     TITLE = "edgeseg"
 
-    def __init__(self, palette) -> None:
+    def __init__(self, palette, title: str = TITLE) -> None:
         super().__init__("window", palette)
         self.cv2 = cv2_module()
+        self.title = title  # one window per source when several run
         try:
-            self.cv2.namedWindow(self.TITLE, self.cv2.WINDOW_NORMAL)
+            self.cv2.namedWindow(self.title, self.cv2.WINDOW_NORMAL)
         except self.cv2.error as exc:
             raise EdgesegError("cannot open a window (no display, or OpenCV built headless); use a file sink") from exc
 
     def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
-        self.cv2.imshow(self.TITLE, self.picture(frame, labels, overlay, bgr=True))
+        self.cv2.imshow(self.title, self.picture(frame, labels, overlay, bgr=True))
         key = self.cv2.waitKey(1) & 0xFF
-        if key == ord("q") or self.cv2.getWindowProperty(self.TITLE, self.cv2.WND_PROP_VISIBLE) < 1:
+        if key == ord("q") or self.cv2.getWindowProperty(self.title, self.cv2.WND_PROP_VISIBLE) < 1:
             raise SinkClosed
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.cv2.destroyWindow(self.TITLE)
+            self.cv2.destroyWindow(self.title)
 
 
 def open_sink(spec: str | None, palette, fps: float | None = None, *, inputs: Iterable[str | Path] = (),
-              overwrite: bool = False) -> FrameSink:
+              overwrite: bool = False, title: str = WindowSink.TITLE) -> FrameSink:
     """The sink a spec names (see the module docstring). Its file or folder may not be, hold, or lie inside
-    any of ``inputs`` (the run's source and depth folder): a run never writes over what it reads."""
+    any of ``inputs`` (the run's sources and depth folder): a run never writes over what it reads. ``title``
+    names a window (one per source when several run)."""
     text = (spec or "null").strip()
     if text == "null":
         return NullSink("null", palette)
     if text == "window":
-        return WindowSink(palette)
+        return WindowSink(palette, title)
     for kind in ("labels", "overlays"):
         if text.startswith(kind + ":"):
             folder = text[len(kind) + 1:]

@@ -15,15 +15,17 @@ Every source yields :class:`Frame` objects (RGB uint8, numbered from 0 in decode
 with ``bgr=True`` hands OpenCV's BGR frames on untouched, for a bundle exported with ``--frame-format bgr``) and
 counts what it had to skip in ``dropped``. For an RGB-D model a folder source takes ``depth_dir``: each frame then
 carries the depth map of the same file stem (16-bit PNG in mm or ``.npy`` in m, see :mod:`edgeseg.data.depth`).
-A live source (camera, GStreamer, stream) that stops delivering is reopened with
-exponential back-off; after ``max_reopen`` failed tries it gives up with a clear error. OpenCV is needed for
+A live source (camera, GStreamer, stream: ``live`` is True) that stops delivering is reopened with
+exponential back-off; after ``max_reopen`` failed tries it gives up with a clear error, and ``interrupt()`` (a run
+that stops) cuts the back-off short. ``live`` is also what ``edgeseg run`` takes by default for ``--live``
+(keep only the newest frame): on for cameras and streams, off for files and folders. OpenCV is needed for
 everything but folders (``pip install edgeseg[camera]``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,9 @@ class FrameSource:
     def close(self) -> None:
         pass
 
+    def interrupt(self) -> None:
+        """Ask a source waiting to reopen to give up now (called from another thread when a run stops)."""
+
     def __enter__(self):
         return self
 
@@ -132,12 +137,14 @@ class CaptureSource(FrameSource):
     ``max_reopen`` times in a row before giving up."""
 
     def __init__(self, name: str, opener: Callable[[], Any], *, live: bool, max_reopen: int = 5,
-                 max_backoff: float = 8.0, max_bad_frames: int = 10, sleep: Callable[[float], None] = time.sleep,
+                 max_backoff: float = 8.0, max_bad_frames: int = 10, sleep: Callable[[float], object] | None = None,
                  bgr: bool = False):
         super().__init__(name)
         self.bgr = bgr  # hand frames on in OpenCV's BGR order (no conversion)
         self.opener, self.live, self.max_reopen = opener, live, max_reopen
-        self.max_backoff, self.max_bad_frames, self.sleep = max_backoff, max_bad_frames, sleep
+        self.interrupted = threading.Event()
+        self.max_backoff, self.max_bad_frames = max_backoff, max_bad_frames
+        self.sleep = sleep if sleep is not None else self.interrupted.wait  # a back-off interrupt() ends at once
         self.reopened = 0
         self.capture = self._open()
         fps = float(self.capture.get(5) or 0)  # cv2.CAP_PROP_FPS == 5
@@ -159,6 +166,8 @@ class CaptureSource(FrameSource):
             log.warning("%s stopped delivering frames; reopening in %.1f s (try %d of %d)", self.name, delay,
                         attempt, self.max_reopen)
             self.sleep(delay)
+            if self.interrupted.is_set():
+                return False
             self.capture.release()
             try:
                 self.capture = self._open()
@@ -181,6 +190,8 @@ class CaptureSource(FrameSource):
                 continue
             if self.live:
                 if not self._reopen():
+                    if self.interrupted.is_set():
+                        return
                     raise EdgesegError(f"{self.name} dropped out and did not come back after {self.max_reopen} "
                                        f"tries")
                 continue
@@ -189,6 +200,9 @@ class CaptureSource(FrameSource):
                 self.dropped += 1
                 continue
             return
+
+    def interrupt(self) -> None:
+        self.interrupted.set()
 
     def close(self) -> None:
         self.capture.release()

@@ -1,8 +1,11 @@
-"""Numbers a benchmark reports: latency statistics and the accuracy/speed Pareto front (numpy only)."""
+"""Numbers a benchmark reports: latency statistics, the accuracy/speed Pareto front, and the running clocks of the
+stream pipeline (numpy only)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,3 +46,42 @@ def throughput_fps(frames: int, seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("elapsed time must be positive")
     return frames / seconds
+
+
+WINDOW = 2000  # samples a StageClock keeps for its percentiles
+
+
+@dataclass
+class StageClock:
+    """Running count and mean of one timed quantity (ms), with the last ``WINDOW`` samples for percentiles.
+
+    Memory stays flat however long the stream; the mean covers every sample, the percentiles the window."""
+
+    count: int = 0
+    total: float = 0.0
+    recent: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def add(self, ms: float) -> None:
+        self.count += 1
+        self.total += ms
+        self.recent.append(ms)
+
+    @classmethod
+    def merged(cls, clocks: Iterable[StageClock]) -> StageClock:
+        """One clock holding the counts, totals and recent samples of ``clocks`` (e.g. one per source)."""
+        out = cls()
+        for clock in clocks:
+            out.count += clock.count
+            out.total += clock.total
+            out.recent.extend(list(clock.recent))
+        return out
+
+    def summary(self, percentiles: Sequence[int] = (50, 99)) -> dict | None:
+        """``mean``, the ``p<N>`` asked for and ``count``, rounded to µs; None before the first sample."""
+        if not self.count:
+            return None
+        values = np.asarray(list(self.recent), dtype=np.float64)
+        out = {"mean": round(self.total / self.count, 3)}
+        out.update({f"p{p}": round(float(np.percentile(values, p)), 3) for p in percentiles})
+        out["count"] = self.count
+        return out

@@ -43,16 +43,17 @@ def reference_labels(image: np.ndarray, threshold: float) -> np.ndarray:
     return (image.astype(np.int64).sum(axis=2) > 3 * threshold).astype(np.uint8)
 
 
-def make_threshold_bundle(root: Path, variants: dict[str, float] | None = None) -> Path:
-    """A bundle with one ONNX per precision name: ``{"fp32": 127, "int8": 100}`` by default."""
+def make_threshold_bundle(root: Path, variants: dict[str, float] | None = None, batch: int | str = 1) -> Path:
+    """A bundle with one ONNX per precision name: ``{"fp32": 127, "int8": 100}`` by default; ``batch`` is the
+    static batch, or "batch" for a dynamic one."""
     variants = variants or {"fp32": 127.0, "int8": 100.0}
     root.mkdir(parents=True)
-    inputs, outputs = tensor_specs(("image",), ("labels",), 1, (H, W), len(CLASSES))
+    inputs, outputs = tensor_specs(("image",), ("labels",), batch, (H, W), len(CLASSES))
     bundle = Bundle(root, Manifest(ModelInfo("tiny", list(CLASSES), palette=[list(c) for c in PALETTE]),
-                                   InputSpec((H, W)), inputs=inputs, outputs=outputs))
+                                   InputSpec((H, W), batch), inputs=inputs, outputs=outputs))
     for precision, threshold in variants.items():
         name = "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
-        threshold_onnx(root / name, threshold)
+        threshold_onnx(root / name, threshold, batch)
         bundle.add_file(name, "onnx", precision=precision)
     bundle.save()
     return root

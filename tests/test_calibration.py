@@ -78,6 +78,7 @@ def test_variants_files_and_manifest(int8_bundle):
     for v in variants.values():
         assert 0 <= v["miou"] <= 1 and "miou_drop" in v and 0 <= v["label_agreement"] <= 1
     assert abs(variants["fp16"]["miou_drop"]) < 1.0 and variants["fp16"]["label_agreement"] > 0.99
+    assert variants["int8"]["bytes"] == (int8_bundle / "model.int8.onnx").stat().st_size  # the gate scored it
     assert bundle.manifest.report("gate")["passed"] is True
     assert bundle.manifest.calibration.identity.input_size == list(SIZE)
     assert _legacy_plan(bundle.manifest).calibration_cache == "calib.cache"  # the build takes this cache
@@ -86,6 +87,8 @@ def test_variants_files_and_manifest(int8_bundle):
 
 
 def test_qdq_structure_is_what_tensorrt_accepts(int8_bundle):
+    from qdq_checks import dq_inputs, float32_ops, int8_in_the_head, output_qdq, scale_types
+
     model = onnx.load(str(int8_bundle / "model.int8.onnx"))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     qnodes = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
@@ -95,16 +98,23 @@ def test_qdq_structure_is_what_tensorrt_accepts(int8_bundle):
         assert zero_point.dtype == np.int8 and not zero_point.any()
     weight_dq = [n for n in qnodes if n.op_type == "DequantizeLinear" and inits[n.input[1]].size > 1]
     assert weight_dq, "per-channel weights"
+    assert all(inits[n.input[0]].dtype == np.int8 for n in weight_dq)  # int8 initializers, not float32 + Q
     consumers = {i: n for n in model.graph.node for i in n.input}
     axes = {(consumers[n.output[0]].op_type, next((a.i for a in n.attribute if a.name == "axis"), 1))
             for n in weight_dq}  # ONNX's default axis is 1
     assert axes == {("Conv", 0)}  # output channels (LEDNet has no ConvTranspose, Gemm or MatMul)
-    producers = {o: n for n in model.graph.node for o in n.output}
-    argmax = next(n for n in model.graph.node if n.op_type == "ArgMax")
-    assert producers[argmax.input[0]].op_type not in ("DequantizeLinear", "QuantizeLinear")
+    assert output_qdq(model) == [] and int8_in_the_head(model) == []
+    fp16 = onnx.load(str(int8_bundle / "model.fp16.onnx"))
+    assert float32_ops(model) == float32_ops(fp16) and "Conv" not in float32_ops(model)
+    assert scale_types(model) == {onnx.TensorProto.FLOAT16}
+    int8 = open_bundle(int8_bundle).manifest.report("variants")["int8"]
+    heads, narrow = set(int8["logits_heads"]), set(int8["narrow_convs_fp16"])
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    assert all(producers[c.input[1]].op_type == "DequantizeLinear" for c in convs)  # weights via Q/DQ
+    assert len(heads) == 5  # LEDNet's attention pyramid ends in five convolutions
+    assert len(narrow) == 3  # its 3→29 first conv and two 1-channel attention convs stay FP16
+    assert all(dq_inputs(model, c) == ([] if c.name in heads | narrow else [0, 1]) for c in convs)
     assert not any(n.op_type == "Add" and n.input[2:] for n in model.graph.node)
+    assert (int8_bundle / "model.int8.onnx").stat().st_size < 0.4 * (int8_bundle / "model.onnx").stat().st_size
 
 
 def _legacy_plan(manifest):

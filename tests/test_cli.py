@@ -25,7 +25,7 @@ def test_models_json_lists_every_model_with_params_and_gflops(cli_here):
 def test_models_table(cli_here):
     out = cli_here("models", "lednet")
     assert out.returncode == 0
-    assert "lednet" in out.stdout and "bisenetv2" not in out.stdout and "0.917M params" in out.stdout
+    assert "lednet" in out.stdout and "bisenetv2" not in out.stdout and "0.923M params" in out.stdout
 
 
 def test_user_errors_are_one_line_exit_1(cli):

@@ -17,6 +17,8 @@ from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.models import create
 from edgeseg.models.deploy import DeployModel, native_logits
 from edgeseg.models.frame_graph import FrameIn, LabelsOut, Painter
+from edgeseg.models.importers.formats import FORMATS
+from edgeseg.models.layers.ops import resize_to
 from edgeseg.runtime.feeds import make_feed
 from edgeseg.runtime.runner import TensorSpec
 
@@ -98,6 +100,29 @@ def test_argmax_at_logits_takes_the_logits_before_the_final_upsample(name):
         image = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (1, *FRAME, 3), dtype=np.uint8))
         a, b = exact(image), cheap(image)
     assert a.shape == b.shape == (1, *FRAME) and float((a == b).float().mean()) > 0.5
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_argmax_at_logits_skips_the_final_upsample_of_every_import_format(fmt):
+    """The model options ``edgeseg import`` sets (bisenetv1 coincheung, danet align_corners...) keep the final
+    upsample in ``to_input_size``: under ``native_logits`` it is skipped, and upsampling the native logits as
+    ``to_input_size`` would gives the full logits exactly."""
+    torch.manual_seed(0)
+    spec = FORMATS[fmt]
+    model = create(spec.model, num_classes=5, **spec.kwargs).eval()
+    x = torch.randn(1, model.in_channels, 64, 96)
+    corners = []
+    final = model.to_input_size
+    model.to_input_size = lambda logits, inp, align_corners=False: (corners.append(align_corners),
+                                                                     final(logits, inp, align_corners))[1]
+    with torch.no_grad():
+        full = model(x)
+        with native_logits(model):
+            native = model(x)
+    assert len(corners) == 2 and corners[0] == corners[1]
+    if spec.model != "acnet":  # acnet's final deconv already reaches the input size
+        assert native.shape[-2] < x.shape[-2]
+    assert torch.equal(resize_to(native, x.shape[-2:], align_corners=corners[0]), full)
 
 
 def test_a_frame_of_another_size_is_refused_in_one_line():

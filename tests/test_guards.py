@@ -271,10 +271,12 @@ def test_every_lint_code_has_a_case():
 # -- Q/DQ: the exact weight axis per op type ----------------------------------------------------------------------
 
 def _qdq_probe_model(path: Path) -> Path:
-    """uint8 image → MatMul → Gemm (transB) → Gemm → Conv → ConvTranspose → Conv: every quantized op type, with
-    weight dimensions that differ so a wrong axis shows in the scale count too."""
+    """uint8 image → MatMul → Gemm (transB) → Gemm → Conv → ConvTranspose → Conv → Conv (the logits head, kept
+    out of INT8): every quantized op type, with weight dimensions that differ so a wrong axis shows in the scale
+    count too."""
     rng = np.random.default_rng(0)
-    weights = {"wm": (3, 4), "wg": (7, 4), "wg2": (7, 5), "wc": (6, 5, 1, 1), "wt": (6, 2, 2, 2), "wc2": (3, 2, 1, 1)}
+    weights = {"wm": (3, 4), "wg": (7, 4), "wg2": (7, 5), "wc": (16, 5, 1, 1), "wt": (16, 2, 2, 2),
+               "wc2": (24, 2, 1, 1), "wh": (2, 24, 1, 1)}
     inits = [numpy_helper.from_array(rng.normal(size=s).astype(np.float32), n) for n, s in weights.items()]
     inits += [numpy_helper.from_array(np.array(s, np.int64), n) for n, s in (("flat", [64, 4]), ("nhwc", [1, 8, 8, 5]))]
     nodes = [helper.make_node("Cast", ["image"], ["f"], to=F),
@@ -286,7 +288,8 @@ def _qdq_probe_model(path: Path) -> Path:
              helper.make_node("Transpose", ["g3"], ["x"], perm=[0, 3, 1, 2]),
              helper.make_node("Conv", ["x", "wc"], ["c"], name="conv"),
              helper.make_node("ConvTranspose", ["c", "wt"], ["t"], name="deconv", strides=[2, 2]),
-             helper.make_node("Conv", ["t", "wc2"], ["logits"], name="last_conv"),
+             helper.make_node("Conv", ["t", "wc2"], ["c2"], name="last_conv"),
+             helper.make_node("Conv", ["c2", "wh"], ["logits"], name="head"),
              helper.make_node("ArgMax", ["logits"], ["labels"], name="argmax", axis=1, keepdims=0)]
     graph = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 8, 8, 3])],
                               [helper.make_tensor_value_info("labels", TensorProto.INT64, [1, 16, 16])], inits)
@@ -297,12 +300,14 @@ def _qdq_probe_model(path: Path) -> Path:
 
 
 def weight_axes(model) -> dict[str, tuple[int, int]]:
-    """``{consumer node name: (axis, number of scales)}`` of every per-channel weight DequantizeLinear."""
+    """``{consumer node name: (axis, number of scales)}`` of every per-channel weight DequantizeLinear, each of
+    which must read an int8 initializer (weights stored as int8, not float32 behind a QuantizeLinear)."""
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     consumers = {i: n for n in model.graph.node for i in n.input}
     axes = {}
     for n in model.graph.node:
         if n.op_type == "DequantizeLinear" and inits[n.input[1]].size > 1:
+            assert n.input[0] in inits and inits[n.input[0]].dtype == np.int8, n.name
             axis = next((a.i for a in n.attribute if a.name == "axis"), 1)  # ONNX's default axis is 1
             axes[consumers[n.output[0]].name] = (axis, int(inits[n.input[1]].size))
     return axes
@@ -318,6 +323,7 @@ def test_qdq_weight_axis_per_op_type(tmp_path):
     quantize_qdq(fp32, tmp_path / "int8.onnx", calib, ranges_cache=tmp_path / "ranges.json")
     axes = weight_axes(onnx.load(str(tmp_path / "int8.onnx")))
     # Conv: output channels (axis 0); ConvTranspose: its weight is [in, out, kH, kW], output channels are axis 1;
-    # Gemm: the output features, axis 0 of a transposed B, 1 otherwise; MatMul: B's columns (axis 1).
-    assert axes == {"conv": (0, 6), "deconv": (1, 2), "last_conv": (0, 3), "gemm_tb": (0, 7), "gemm": (1, 5),
+    # Gemm: the output features, axis 0 of a transposed B, 1 otherwise; MatMul: B's columns (axis 1). The logits
+    # head has none (it stays out of INT8).
+    assert axes == {"conv": (0, 16), "deconv": (1, 2), "last_conv": (0, 24), "gemm_tb": (0, 7), "gemm": (1, 5),
                     "matmul": (1, 4)}

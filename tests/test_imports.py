@@ -17,7 +17,8 @@ CHECK = "import sys; import {module}; print('torch' in sys.modules)"
                                     "edgeseg.runtime.bench", "edgeseg.runtime.bench_plan", "edgeseg.runtime.report",
                                     "edgeseg.runtime.report.html", "edgeseg.runtime.report.plots", "edgeseg.demo",
                                     "edgeseg.runtime.environment", "edgeseg.runtime.memory", "edgeseg.crf",
-                                    "edgeseg.crf.quality", "edgeseg.runtime.crf", "edgeseg.runtime.dense_crf"])
+                                    "edgeseg.crf.quality", "edgeseg.runtime.crf", "edgeseg.runtime.dense_crf",
+                                    "edgeseg.runtime.pipeline", "edgeseg.runtime.multisource"])
 def test_light_modules_do_not_import_torch(module):
     out = subprocess.run([sys.executable, "-c", CHECK.format(module=module)], capture_output=True, text=True,
                          check=True)

@@ -190,7 +190,8 @@ def test_pipeline_keeps_every_frame_in_order(bundle, tmp_path, streams):
         labels = load_label_png(path)
         assert labels.shape == (H, W)
         assert (labels == (1 if is_bright(i) else 0)).all(), f"frame {i} out of order or wrong"
-    assert set(summary["stages_ms"]) >= {"decode", "preprocess", "inference", "postprocess", "sink", "end_to_end"}
+    assert set(summary["stages_ms"]) >= {"decode", "preprocess", "inference", "postprocess", "sink"}
+    assert summary["glass_to_glass_ms"]["count"] == 24 and set(summary["queue_wait_ms"]) == {"to_batch", "to_sink"}
 
 
 def test_pipeline_memory_is_flat_over_500_frames(bundle, tmp_path):

@@ -104,6 +104,7 @@ def test_legacy_calibrator_feeds_float32_batches_of_the_input_shape(tmp_path, mo
     assert cuda.live["buffers"] == 0 and cuda.live["streams"] == 0  # the calibrator's buffer and stream freed
     manifest = open_bundle(bundle).manifest
     assert "calib.cache" in manifest.files and manifest.calibration is not None and manifest.calibration.images == 3
+    assert manifest.calibration.identity.trt_version == "100300"  # the header's number, as calibrate records it
 
 
 def test_a_failing_calibration_batch_fails_the_build(tmp_path, monkeypatch):

@@ -89,9 +89,10 @@ def test_bin_pool_equals_adaptive_pooling_when_bins_divide_and_covers_every_posi
         bin_pooling_kernel(5, 6)
 
 
-def test_context_module_starts_as_the_identity():
+@pytest.mark.parametrize("layers", [8, 10])
+def test_context_module_starts_as_the_identity(layers):
     """Yu & Koltun's identity initialisation: the untrained basic module passes score maps through."""
-    module = ContextModule(5)
+    module = ContextModule(5, layers=layers)
     x = torch.rand(1, 5, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(module(x), x)
@@ -157,3 +158,68 @@ def test_pspnet_and_danet_have_their_papers_aux_heads():
     assert list(_meta("pspnet").aux_heads) == ["layer3"] and _meta("pspnet").aux_weight == 0.4
     assert set(_meta("danet").aux_heads) == {"pam", "cam"}
     assert list(_meta("acnet").aux_heads) == ["out5", "out4", "out3", "out2"]
+
+
+def test_refinenet_has_the_authors_released_pooling_chain_and_classifier():
+    """RefineNet as released (authors' MatConvNet configuration and the port of their weights): 4 pool-conv
+    blocks in every chained residual pooling, a 3×3 classifier; Fig. 2's 2 blocks and 1×1 are 8.3M fewer."""
+    model = _meta("refinenet")
+    assert [len(b.crp.convs) for b in (model.refine4, model.refine3, model.refine2, model.refine1)] == [4] * 4
+    assert model.head[-1].kernel_size == (3, 3) and model.head[-1].padding == (1, 1)
+    drawn = _meta("refinenet", crp_blocks=2, classifier_kernel=1)
+    assert count_parameters(model) - count_parameters(drawn) == 8_296_448
+
+
+def test_dilated_context_defaults_to_the_released_cityscapes_model():
+    """Dilation10 (the model behind the paper's Cityscapes 67.1): basic module, C channels, dilations to 64."""
+    convs = [m for m in _meta("dilated_context").context.layers if isinstance(m, torch.nn.Conv2d)]
+    assert [c.dilation[0] for c in convs] == [1, 1, 2, 4, 8, 16, 32, 64, 1, 1]
+    assert {c.out_channels for c in convs} == {19} and convs[-1].kernel_size == (1, 1)
+    assert count_parameters(_meta("dilated_context")) == 134_368_179  # the released prototxt's convolutions
+    large = [m for m in _meta("dilated_context", context="large").context.layers if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in large] == [38, 38, 76, 152, 304, 608, 608, 19]
+    assert [c.dilation[0] for c in large] == [1, 1, 2, 4, 8, 16, 1, 1]
+    with pytest.raises(ValueError, match="8 layers"):
+        ContextModule(5, large=True, layers=10)
+
+
+@pytest.mark.parametrize("name", ["pspnet", "deeplabv2"])
+def test_pspnet_and_deeplabv2_dilate_every_block_of_their_dilated_stages(name):
+    """The authors' code (PSPNet's, DeepLab v2's Caffe models): layer3.0 at 2 and layer4.0 at 4, as the rest."""
+    net = _meta(name).backbone
+    assert {b.conv2.dilation for b in net.layer3} == {(2, 2)} and {b.conv2.dilation for b in net.layer4} == {(4, 4)}
+    assert net.layer3[0].conv2.padding == (2, 2) and net.layer4[0].conv2.stride == (1, 1)
+    tv = _meta(name, dilate_first_block=False).backbone
+    assert (tv.layer3[0].conv2.dilation, tv.layer4[0].conv2.dilation) == ((1, 1), (2, 2))
+
+
+def test_deeplabv3_and_danet_keep_torchvisions_first_block_dilation():
+    """torchvision's replace_stride_with_dilation (their parity references): layer3.0 at the previous dilation."""
+    for name in ("deeplabv3", "danet"):
+        net = _meta(name, output_stride=8).backbone if name == "deeplabv3" else _meta(name).backbone
+        assert net.layer3[0].conv2.dilation == (1, 1) and net.layer3[1].conv2.dilation == (2, 2), name
+
+
+@pytest.mark.parametrize("name", ["pspnet", "deeplabv2"])
+def test_a_format_1_checkpoint_is_rebuilt_with_the_defaults_it_was_saved_under(tmp_path, name):
+    """Defaults that changed after checkpoint format 1 (first-block dilation) do not change what an old
+    checkpoint computes."""
+    import torch
+
+    from edgeseg.models import create, load_model
+    from edgeseg.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    old = create(name, num_classes=3, depth=18, dilate_first_block=False).eval()
+    path = save_checkpoint(tmp_path / "old.pt", old, name=name, kwargs={"depth": 18})
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1  # written before the default changed, without the option
+    torch.save(payload, path)
+    model, _, _ = load_model(path)
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), old(x))
+    assert model.build_kwargs["dilate_first_block"] is False
+    payload["format_version"] = 2  # a format-2 checkpoint without the option takes today's default
+    torch.save(payload, path)
+    assert load_model(path)[0].build_kwargs.get("dilate_first_block", True) is True

@@ -24,6 +24,8 @@ from edgeseg.errors import EdgesegError, one_line
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgeseg.cli.demo_cmd", "the whole job on built-in data: train, export fp32/fp16/int8, bench, report"),
     "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs"),
+    "import": ("edgeseg.cli.import_cmd", "a published checkpoint (CoinCheung's BiSeNet, torchvision's DeepLabV3, ...) "
+                                         "as an edgeseg checkpoint"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
     "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
     "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),

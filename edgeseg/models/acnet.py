@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgeseg.data.depth import DEPTH_MEAN_M, DEPTH_STD_M
 from edgeseg.models.backbones.resnet import ResNet
 from edgeseg.models.base import SegmentationModel
 from edgeseg.models.layers import ChannelGate, ConvBNAct, resize_to
@@ -68,13 +69,25 @@ class ACNet(SegmentationModel):
     (we count 116.6M at 19 classes). Paper: NYUDv2 48.3 mIoU.
 
     Input: 4 channels, normalised RGB then normalised depth (``in_channels = 4``); the deploy graph takes
-    ``image`` (uint8 RGB) and ``depth`` (float32 metres) separately and builds this tensor.
+    ``image`` (uint8 RGB) and ``depth`` (float32 metres) separately and builds this tensor, depth normalised as
+    ``(d - 5 m) / 5 m`` (:data:`edgeseg.data.depth.DEPTH_MEAN_M`). ``depth_normalization=(mean_m, std_m)``:
+    weights trained on depth normalised with other statistics (the authors' NYUDv2 release: 2.842 m,
+    0.993 m, ``edgeseg import acnet``); the model first maps edgeseg's normalised depth to those, an exact
+    per-pixel affine map before the depth branch.
     """
 
     in_channels = 4
 
-    def __init__(self, num_classes: int, depth: int = 50) -> None:
+    def __init__(self, num_classes: int, depth: int = 50,
+                 depth_normalization: tuple[float, float] | None = None) -> None:
         super().__init__(num_classes)
+        self.depth_affine = None
+        if depth_normalization is not None:
+            mean_m, std_m = (float(v) for v in depth_normalization)
+            if not std_m > 0:
+                raise ValueError(f"depth_normalization needs a positive std, got {std_m}")
+            # edgeseg's (d - M) / S  →  the weights' (d - mean) / std:  x · S / std + (M - mean) / std
+            self.depth_affine = (DEPTH_STD_M / std_m, (DEPTH_MEAN_M - mean_m) / std_m)
         self.rgb = ResNet(depth)
         self.depth = ResNet(depth, in_channels=1)
         self.fusion = ResNet(depth, stem=False)
@@ -89,7 +102,10 @@ class ACNet(SegmentationModel):
             self.aux_heads[name] = nn.Conv2d(width, num_classes, 1)
 
     def forward_logits(self, x: torch.Tensor):
-        rgb, depth = self.rgb.stem(x[:, :3]), self.depth.stem(x[:, 3:])
+        d = x[:, 3:]
+        if self.depth_affine is not None:
+            d = d * self.depth_affine[0] + self.depth_affine[1]
+        rgb, depth = self.rgb.stem(x[:, :3]), self.depth.stem(d)
         fused = [self.acm[0](rgb, depth)]
         rgb, depth, m = self.rgb.maxpool(rgb), self.depth.maxpool(depth), self.fusion.maxpool(fused[0])
         for acm, stage_rgb, stage_depth, stage_m in zip(self.acm[1:], self.rgb.stages, self.depth.stages,

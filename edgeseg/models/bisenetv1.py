@@ -11,6 +11,7 @@ from edgeseg.models.base import SegmentationModel
 from edgeseg.models.layers import ChannelGate, ConvBNAct, SegHead, global_avg_pool, resize_to
 from edgeseg.models.registry import register_model
 
+VARIANTS = ("torchseg", "coincheung")
 PAPER = "Yu et al., BiSeNet: Bilateral Segmentation Network for Real-time Semantic Segmentation, ECCV 2018"
 
 
@@ -41,12 +42,16 @@ class AttentionRefinement(nn.Module):
 
 
 class FeatureFusion(nn.Module):
-    """FFM (paper Fig. 2c): concat → 1×1 conv-BN-ReLU → SE-style gate; output ``f + f·gate``."""
+    """FFM (paper Fig. 2c): concat → 1×1 conv-BN-ReLU → channel gate; output ``f + f·gate``.
 
-    def __init__(self, in_channels: int, out_channels: int, reduction: int = 1) -> None:
+    The gate is the paper's two 1×1 convs with a ReLU between (``gate="mlp"``), or one 1×1 conv + BN
+    (``gate="conv_bn"``, CoinCheung/BiSeNet's V1)."""
+
+    def __init__(self, in_channels: int, out_channels: int, reduction: int = 1, gate: str = "mlp") -> None:
         super().__init__()
         self.conv = ConvBNAct(in_channels, out_channels, 1)
-        self.gate = ChannelGate(out_channels, hidden=out_channels // reduction)
+        hidden = None if gate == "conv_bn" else out_channels // reduction
+        self.gate = ChannelGate(out_channels, hidden=hidden)
 
     def forward(self, spatial, context):
         f = self.conv(torch.cat([spatial, context], dim=1))
@@ -62,20 +67,33 @@ class BiSeNetV1(SegmentationModel):
 
     Widths follow the authors' code (TorchSeg): 128-channel context path, 256-channel fusion, 64-channel
     main head. Matches: the paper's 2.9 GFLOPs at 640×360 for Xception39 (we count 3.07 G
-    multiply-adds, +6%). The paper's "5.8M" parameters do not fit the authors' code, whose FLOPs match:
-    it has 1.55M parameters, whose float32 weights take 6.2 MB, so the column most likely reads as
-    megabytes, as DFANet's does (see :class:`edgeseg.models.dfanet.DFANet`).
+    multiply-adds, +6%). The paper's "5.8M" parameters are not reproducible from the described network: the
+    authors' code, whose FLOPs match, has 1.55M. The figure is close to its float32 weight size, 6.20 MB =
+    5.91 MiB (within 2% read as MiB), so the column most likely reads as megabytes, as DFANet's does (see
+    :class:`edgeseg.models.dfanet.DFANet`).
     Departures: upsampling is bilinear with ``align_corners=True`` as in the authors' code; the ARM has a
     3×3 conv before its gate (authors' code) so its output width matches the context features; the global
     context vector is broadcast rather than upsampled (same values).
+
+    Options for published weights (``edgeseg import``):
+
+    * ``variant="coincheung"``: CoinCheung/BiSeNet's V1 (Cityscapes 75.4 mIoU with ResNet-18): the FFM gate is
+      one 1×1 conv + BN instead of two convs, the context path upsamples ×2 by nearest neighbour, the final
+      ×8 upsampling is bilinear with ``align_corners=False``; it also takes ``head_channels=256`` and
+      ``aux_channels=64``. The default ``"torchseg"`` is the authors' code described above.
+    * ``xception_depthwise_bn=False``: Xception39's separable convs without a BN between the depthwise and the
+      pointwise conv, as the authors' TorchSeg backbone (and its released BiSeNet-X39 weights).
     """
 
     def __init__(self, num_classes: int, backbone: str = "xception39", context_channels: int = 128,
                  spatial_channels: int = 128, fusion_channels: int = 256, head_channels: int = 64,
-                 aux_channels: int = 128) -> None:
+                 aux_channels: int = 128, variant: str = "torchseg", xception_depthwise_bn: bool = True) -> None:
         super().__init__(num_classes)
+        if variant not in VARIANTS:
+            raise ValueError(f"bisenetv1 variant must be one of {VARIANTS}, got {variant!r}")
+        self.variant = variant
         if backbone == "xception39":
-            self.backbone = Xception39()
+            self.backbone = Xception39(depthwise_bn=xception_depthwise_bn)
             _, c16, c32 = self.backbone.channels
         elif backbone == "resnet18":
             self.backbone = ResNet(18)
@@ -89,7 +107,8 @@ class BiSeNetV1(SegmentationModel):
         self.arm16 = AttentionRefinement(c16, context_channels)
         self.refine32 = ConvBNAct(context_channels, context_channels, 3)
         self.refine16 = ConvBNAct(context_channels, context_channels, 3)
-        self.ffm = FeatureFusion(spatial_channels + context_channels, fusion_channels)
+        self.ffm = FeatureFusion(spatial_channels + context_channels, fusion_channels,
+                                 gate="conv_bn" if variant == "coincheung" else "mlp")
         self.head = SegHead(fusion_channels, head_channels, num_classes)
         self.aux_heads["context16"] = SegHead(context_channels, aux_channels, num_classes)
         self.aux_heads["context8"] = SegHead(context_channels, aux_channels, num_classes)
@@ -99,10 +118,12 @@ class BiSeNetV1(SegmentationModel):
         c16, c32 = features[-2], features[-1]
         spatial = self.spatial_path(x)
         context = self.arm32(c32) + self.global_context(global_avg_pool(c32))
-        context16 = self.refine32(resize_to(context, c16.shape[-2:], align_corners=True))
+        mode, corners = ("nearest", None) if self.variant == "coincheung" else ("bilinear", True)
+        context16 = self.refine32(resize_to(context, c16.shape[-2:], mode, corners))
         context = self.arm16(c16) + context16
-        context8 = self.refine16(resize_to(context, spatial.shape[-2:], align_corners=True))
-        logits = self.to_input_size(self.head(self.ffm(spatial, context8)), x, align_corners=True)
+        context8 = self.refine16(resize_to(context, spatial.shape[-2:], mode, corners))
+        logits = self.to_input_size(self.head(self.ffm(spatial, context8)), x,
+                                    align_corners=self.variant != "coincheung")
         return logits, [context16, context8]
 
 

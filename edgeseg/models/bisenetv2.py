@@ -12,6 +12,8 @@ from edgeseg.models.registry import register_model
 PAPER = ("Yu et al., BiSeNet V2: Bilateral Network with Guided Aggregation for Real-time Semantic "
          "Segmentation, IJCV 2021")
 
+UPSAMPLING = ("bilinear", "nearest")
+
 
 def _bn_conv(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, groups: int = 1):
     """Conv + BN without activation (the linear projections of GE layers and the BGA)."""
@@ -110,8 +112,11 @@ class SemanticBranch(nn.Module):
 class GuidedAggregation(nn.Module):
     """Bilateral guided aggregation (Fig. 6): each branch gates the other at its own resolution."""
 
-    def __init__(self, channels: int = 128) -> None:
+    def __init__(self, channels: int = 128, upsampling: str = "bilinear") -> None:
         super().__init__()
+        if upsampling not in UPSAMPLING:
+            raise ValueError(f"aggregation_upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
+        self.upsampling = upsampling
         c = channels
         self.detail_keep = nn.Sequential(_bn_conv(c, c, 3, groups=c), nn.Conv2d(c, c, 1, bias=False))
         self.detail_down = nn.Sequential(_bn_conv(c, c, 3, 2), nn.AvgPool2d(3, 2, 1))
@@ -121,11 +126,12 @@ class GuidedAggregation(nn.Module):
 
     def forward(self, detail, semantic):
         size = detail.shape[-2:]
-        detail_out = self.detail_keep(detail) * torch.sigmoid(resize_to(self.semantic_up(semantic), size))
+        mode = self.upsampling
+        detail_out = self.detail_keep(detail) * torch.sigmoid(resize_to(self.semantic_up(semantic), size, mode))
         semantic_gate = torch.sigmoid(self.semantic_keep(semantic))
         semantic_out = self.detail_down(detail)
         semantic_out = resize_to(semantic_out, semantic_gate.shape[-2:]) * semantic_gate
-        return self.fuse(detail_out + resize_to(semantic_out, size))
+        return self.fuse(detail_out + resize_to(semantic_out, size, mode))
 
 
 class BiSeNetV2(SegmentationModel):
@@ -139,13 +145,19 @@ class BiSeNetV2(SegmentationModel):
     eval mode). Departures: resizes go to the target tensor's size rather than a fixed ×4 / ×8 factor, so
     inputs that are not multiples of 32 work (identical for multiples of 32); the final ×8 upsample is
     bilinear with ``align_corners=False`` as in the reference implementation.
+
+    ``aggregation_upsampling``: how the aggregation layer brings the semantic side (1/32) up to the detail side
+    (1/8), both ×4 resizes: ``"bilinear"`` (default; the paper draws an upsampling without naming it) or
+    ``"nearest"``, what CoinCheung/BiSeNet's code does (its released Cityscapes / COCO / ADE20K weights need it:
+    ``edgeseg import coincheung-bisenetv2``).
     """
 
-    def __init__(self, num_classes: int, head_channels: int = 1024, booster_channels: int = 128) -> None:
+    def __init__(self, num_classes: int, head_channels: int = 1024, booster_channels: int = 128,
+                 aggregation_upsampling: str = "bilinear") -> None:
         super().__init__(num_classes)
         self.detail = DetailBranch()
         self.semantic = SemanticBranch()
-        self.aggregation = GuidedAggregation(128)
+        self.aggregation = GuidedAggregation(128, aggregation_upsampling)
         self.head = SegHead(128, head_channels, num_classes)
         for name, channels in (("stem", 16), ("s3", 32), ("s4", 64), ("s5", 128)):
             self.aux_heads[name] = SegHead(channels, booster_channels, num_classes)

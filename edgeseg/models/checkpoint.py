@@ -22,7 +22,15 @@ from edgeseg.meta import ModelMeta
 log = logging.getLogger(__name__)
 
 FORMAT = "edgeseg-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Defaults that changed after format 1 (to follow the authors' released models): a format-1 checkpoint that did
+# not set them was trained with the old value, and is rebuilt with it so it computes what it computed.
+FORMAT_1_DEFAULTS = {
+    "refinenet": {"crp_blocks": 2, "classifier_kernel": 1},
+    "pspnet": {"dilate_first_block": False},
+    "deeplabv2": {"dilate_first_block": False},
+    "dilated_context": {"context": "large"},
+}
 AUX_PREFIX = "aux_heads."  # training-only heads: optional in a checkpoint
 
 
@@ -130,6 +138,15 @@ def _torch_load(p: Path):
                               f"damaged one)") from exc
 
 
+def format_1_kwargs(model: str, kwargs: dict) -> dict:
+    """The kwargs that rebuild a format-1 checkpoint of ``model`` as it was trained: the defaults it was saved
+    under, where it did not set them (format 1's basic context module had 8 layers)."""
+    old = {**FORMAT_1_DEFAULTS.get(model, {}), **kwargs}
+    if model == "dilated_context" and old.get("context") == "basic":
+        old.setdefault("context_layers", 8)
+    return old
+
+
 def _is_state_dict(obj) -> bool:
     return (isinstance(obj, dict) and bool(obj)
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()))
@@ -149,6 +166,8 @@ def _checked(obj: dict, p: Path) -> dict:
         raise CheckpointError(f"{p}: damaged edgeseg checkpoint: no model name")
     if not isinstance(out["kwargs"], dict) or not all(isinstance(k, str) for k in out["kwargs"]):
         raise CheckpointError(f"{p}: damaged edgeseg checkpoint: kwargs is not a mapping of option names")
+    if version < 2:
+        out["kwargs"] = format_1_kwargs(out["model"], out["kwargs"])
     if not isinstance(out["extra"], dict):
         raise CheckpointError(f"{p}: damaged edgeseg checkpoint: extra is not a mapping")
     if not _is_state_dict(out.get("state_dict")):

@@ -24,11 +24,18 @@ class DANet(SegmentationModel):
     classifiers are trained alongside (aux heads, dropped at deploy). Paper: Cityscapes test 81.5 mIoU.
     The PAM's attention matrix is ``(H/8 · W/8)²`` floats per image: 4.3 GB at 1024×2048, so export refuses
     sizes whose matrix exceeds the memory limit (``edgeseg export --max-attention-mb``).
+
+    Options for the authors' released weights (junfu1115/DANet, ``edgeseg import danet``):
+    ``multi_grid=(1, 2, 4)`` dilates layer4's three blocks 4, 8, 16 (the default: 2, 4, 4, the first block at
+    the previous stage's rate); ``align_corners=True`` makes the final ×8 upsampling the authors' (default
+    ``False``).
     """
 
-    def __init__(self, num_classes: int, depth: int = 101, channels: int = 512, dropout: float = 0.1) -> None:
+    def __init__(self, num_classes: int, depth: int = 101, channels: int = 512, dropout: float = 0.1,
+                 multi_grid: tuple[int, int, int] | None = None, align_corners: bool = False) -> None:
         super().__init__(num_classes)
-        self.backbone = ResNet(depth, OUTPUT_STRIDE)
+        self.backbone = ResNet(depth, OUTPUT_STRIDE, multi_grid=tuple(multi_grid) if multi_grid else None)
+        self.align_corners = align_corners
         c4 = self.backbone.channels[-1]
         self.pam_in, self.cam_in = ConvBNAct(c4, channels, 3), ConvBNAct(c4, channels, 3)
         self.pam, self.cam = PositionAttention(channels), ChannelAttention()
@@ -41,7 +48,7 @@ class DANet(SegmentationModel):
         c4 = self.backbone(x)[-1]
         sa = self.pam_out(self.pam(self.pam_in(c4)))
         sc = self.cam_out(self.cam(self.cam_in(c4)))
-        return self.to_input_size(self.cls(sa + sc), x), [sa, sc]
+        return self.to_input_size(self.cls(sa + sc), x, align_corners=self.align_corners), [sa, sc]
 
 
 def _attention_bytes(size: tuple[int, int], batch: int = 1) -> int:

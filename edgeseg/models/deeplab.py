@@ -26,12 +26,18 @@ class DeepLabV1(SegmentationModel):
     paper's 20.5M parameters (Table 2; we count 20.5M at 19 classes). The CRF is not in this module: the
     paper applies it as post-processing, which edgeseg's CRF stage does (``--crf dense`` for the paper's
     fully connected CRF, ``--crf conv`` for ConvCRF).
+
+    ``pool5a=True`` adds the 3×3 stride-1 average pool (padding 1, padded zeros counted) that the official
+    DeepLab-LargeFOV prototxt has after pool5 and the paper does not mention; its released weights (and ports
+    of them, ``edgeseg import deeplab-largefov``) need it: without it the same weights give logits 41% off.
+    The default (``False``) keeps the network as the paper describes it.
     """
 
     def __init__(self, num_classes: int, fc_channels: int = 1024, fc6_dilation: int = 12,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, pool5a: bool = False) -> None:
         super().__init__(num_classes)
         self.backbone = VGG16("deeplab")
+        self.pool5a = nn.AvgPool2d(3, 1, 1) if pool5a else nn.Identity()
         self.fc6 = nn.Conv2d(512, fc_channels, 3, padding=fc6_dilation, dilation=fc6_dilation)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.relu = nn.ReLU(inplace=True)
@@ -39,7 +45,7 @@ class DeepLabV1(SegmentationModel):
         self.fc8 = nn.Conv2d(fc_channels, num_classes, 1)
 
     def forward_logits(self, x: torch.Tensor):
-        h = self.backbone(x)[-1]
+        h = self.pool5a(self.backbone(x)[-1])
         h = self.drop(self.relu(self.fc6(h)))
         h = self.drop(self.relu(self.fc7(h)))
         return self.to_input_size(self.fc8(h), x, align_corners=True), []
@@ -69,12 +75,17 @@ class DeepLabV2(SegmentationModel):
     scores fused by sum, bilinear upsampling ×8 (``align_corners=True``). The paper's multi-scale input
     training (MSC) and COCO pre-training are training recipes, not part of the network; the CRF runs as
     edgeseg's post-processing stage. Paper: VOC12 test 79.7 mIoU with CRF; Cityscapes test 70.4.
+
+    Dilation as the authors' released Caffe models: every block of the dilated stages is dilated, the first
+    included (res4a at 2, res5a at 4; ``dilate_first_block=True``, default). ``dilate_first_block=False``
+    gives torchvision's ``replace_stride_with_dilation`` instead (first block at the previous stage's
+    dilation), which the earlier edgeseg DeepLab v2 had; the weights have the same shapes either way.
     """
 
     def __init__(self, num_classes: int, depth: int = 101, output_stride: int = 8,
-                 rates: tuple[int, ...] = (6, 12, 18, 24)) -> None:
+                 rates: tuple[int, ...] = (6, 12, 18, 24), dilate_first_block: bool = True) -> None:
         super().__init__(num_classes)
-        self.backbone = ResNet(depth, output_stride)
+        self.backbone = ResNet(depth, output_stride, dilate_first_block=dilate_first_block)
         self.aspp = ClassScoreASPP(self.backbone.channels[-1], num_classes, rates)
 
     def forward_logits(self, x: torch.Tensor):

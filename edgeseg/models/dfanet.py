@@ -92,10 +92,11 @@ class DFANet(SegmentationModel):
     Matches: Table 1's stages (enc2/enc3/enc4 with 4/6/4 blocks, widths 48/96/192 for A, 32/64/128 for B,
     separable convs at a quarter of the block width inside each block) and the fc attention with its
     1000-way ImageNet FC; the paper's FLOPs at 1024×1024, 3.4 G (A) and 2.1 G (B): we count 3.41 G and
-    2.05 G multiply-adds. The paper's "7.8M" / "4.8M" parameters fit no network of this structure with
-    those FLOPs (blocks wide enough for 7.8M cost about 8× the FLOPs); our 1.83M / 1.10M float32
-    parameters take 7.3 / 4.4 MB, so the column most likely reads as megabytes, as BiSeNet's does. The
-    paper trains with no auxiliary head; neither do we.
+    2.05 G multiply-adds. The paper's "7.8M" / "4.8M" parameters are not reproducible from the described
+    network: none of this structure with those FLOPs has them (blocks wide enough for 7.8M cost about 8× the
+    FLOPs). They are close to the float32 weight sizes of our 1.83M / 1.10M parameters, 7.33 / 4.41 MB =
+    6.99 / 4.21 MiB (6-8% low as MB, 10-12% as MiB), so the column most likely reads as megabytes, as
+    BiSeNet's does. The paper trains with no auxiliary head; neither do we.
     """
 
     def __init__(self, num_classes: int, variant: str = "A", mid_ratio: float = 0.25,

@@ -23,14 +23,19 @@ class PSPNet(SegmentationModel):
     AveragePool nodes for the deploy size (the spatial size is static); they equal adaptive pooling whenever a bin
     count divides the feature size. Paper: Cityscapes test 80.2 mIoU (ResNet-101, coarse data added).
     Departures: torchvision's 7×7 stem (so ImageNet weights load) instead of the paper's three 3×3 convs.
+
+    Dilation as the authors' code (the released Caffe models and hszhao/semseg): every block of layer3 is
+    dilated 2 and every block of layer4 4, the first included (``dilate_first_block=True``, default).
+    ``dilate_first_block=False`` gives torchvision's ``replace_stride_with_dilation`` instead (first block at
+    the previous stage's dilation, 1 and 2), which the earlier edgeseg PSPNet had.
     """
 
     aux_weight = 0.4
 
     def __init__(self, num_classes: int, depth: int = 101, bins: tuple[int, ...] = (1, 2, 3, 6),
-                 channels: int = 512, dropout: float = 0.1) -> None:
+                 channels: int = 512, dropout: float = 0.1, dilate_first_block: bool = True) -> None:
         super().__init__(num_classes)
-        self.backbone = ResNet(depth, output_stride=8)
+        self.backbone = ResNet(depth, output_stride=8, dilate_first_block=dilate_first_block)
         c3, c4 = self.backbone.channels[2:]
         self.ppm = PyramidPooling(c4, bins)
         self.bottleneck = ConvBNAct(self.ppm.out_channels, channels, 3)

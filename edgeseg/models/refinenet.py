@@ -32,9 +32,12 @@ class ResidualConvUnit(nn.Module):
 
 
 class ChainedResidualPooling(nn.Module):
-    """CRP (Fig. 2d): ReLU, then a chain of {5×5 max-pool stride 1 → 3×3 conv}; each block's output is added."""
+    """CRP (Fig. 2d): ReLU, then a chain of {5×5 max-pool stride 1 → 3×3 conv}; each block's output is added.
 
-    def __init__(self, channels: int, blocks: int = 2) -> None:
+    Fig. 2d draws two pool-conv blocks; the authors' released models have four (``chained_pool_num=4`` in their
+    MatConvNet configuration), the default here."""
+
+    def __init__(self, channels: int, blocks: int = 4) -> None:
         super().__init__()
         self.relu = nn.ReLU()
         self.pool = nn.MaxPool2d(5, 1, 2)
@@ -53,7 +56,7 @@ class RefineNetBlock(nn.Module):
     """One RefineNet (Fig. 2a): per input two RCUs; multi-resolution fusion (3×3 conv to ``out_channels``,
     upsample to the largest input, sum) when there are several inputs; chained residual pooling; one RCU."""
 
-    def __init__(self, in_channels: tuple[int, ...], out_channels: int, crp_blocks: int = 2) -> None:
+    def __init__(self, in_channels: tuple[int, ...], out_channels: int, crp_blocks: int = 4) -> None:
         super().__init__()
         self.adapt = nn.ModuleList(nn.Sequential(ResidualConvUnit(c), ResidualConvUnit(c)) for c in in_channels)
         self.fuse = (nn.ModuleList(_conv3x3(c, out_channels) for c in in_channels) if len(in_channels) > 1
@@ -77,11 +80,18 @@ class RefineNet(SegmentationModel):
     ResNet-101 (output stride 32); each stage's output passes a 3×3 conv (dropout 0.5 on the two deepest, as
     the authors' code) to 512 channels for layer4 and 256 for the rest; RefineNet-4 takes layer4 alone,
     RefineNet-3..1 each take one ResNet stage and the previous RefineNet's output; two more RCUs, dropout and a
-    1×1 classifier at 1/4, bilinear upsampling ×4. Paper: VOC12 test 83.4, Cityscapes test 73.6.
+    classifier at 1/4, bilinear upsampling ×4. Paper: VOC12 test 83.4, Cityscapes test 73.6.
+
+    As the authors' released models (their MatConvNet code and the PyTorch port of their VOC weights,
+    DrSleep/refinenet-pytorch): chained residual pooling with four pool-conv blocks and a 3×3 classifier
+    (defaults ``crp_blocks=4``, ``classifier_kernel=3``). We count 118.056M parameters at 19 classes, the port
+    118.048M: its second RCU conv and its fusion convs have no bias (7,936 parameters).
+    ``crp_blocks=2, classifier_kernel=1`` is the network as Fig. 2 draws it and as edgeseg built it before
+    (109.8M, 8.3M fewer).
     """
 
-    def __init__(self, num_classes: int, depth: int = 101, channels: int = 256, crp_blocks: int = 2,
-                 dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int, depth: int = 101, channels: int = 256, crp_blocks: int = 4,
+                 classifier_kernel: int = 3, dropout: float = 0.5) -> None:
         super().__init__(num_classes)
         self.backbone = ResNet(depth, output_stride=32)
         widths = (channels, channels, channels, 2 * channels)
@@ -92,7 +102,8 @@ class RefineNet(SegmentationModel):
         self.refine2 = RefineNetBlock((widths[1], channels), channels, crp_blocks)
         self.refine1 = RefineNetBlock((widths[0], channels), channels, crp_blocks)
         self.head = nn.Sequential(ResidualConvUnit(channels), ResidualConvUnit(channels), nn.Dropout(0.1),
-                                  nn.Conv2d(channels, num_classes, 1))
+                                  nn.Conv2d(channels, num_classes, classifier_kernel,
+                                            padding=classifier_kernel // 2))
 
     def forward_logits(self, x: torch.Tensor):
         features = self.backbone(x)
@@ -104,7 +115,9 @@ class RefineNet(SegmentationModel):
         return self.to_input_size(self.head(y), x), []
 
 
-@register_model(paper=PAPER, input_size=(512, 1024), family="refinenet")
+@register_model(paper=PAPER, input_size=(512, 1024), family="refinenet", reference_params=118.05e6,
+                reference_source="authors' released RefineNet-101, PyTorch port DrSleep/refinenet-pytorch rf101 "
+                                 "(118.05M at 19 classes)")
 def refinenet(*, num_classes: int, depth: int = 101, **kwargs) -> RefineNet:
     """RefineNet with ResNet-101 (``depth=50`` for the lighter one)."""
     return RefineNet(num_classes, depth=depth, **kwargs)

@@ -3,8 +3,14 @@
 Keys match ``torchvision.models.resnet*`` exactly (``conv1``, ``bn1``, ``layer1.0.conv1`` ...), so ImageNet
 weights saved from torchvision load with :func:`edgeseg.models.backbones.load_backbone_weights`. The
 classifier (``fc``) is not built; its keys are ignored on load. Output stride < 32 replaces the stride of the
-last stage(s) with dilation, as in DeepLab and torchvision's ``replace_stride_with_dilation``; ``multi_grid``
-multiplies the dilation of ``layer4``'s blocks (DeepLab v3's unit rates, e.g. ``(1, 2, 4)``).
+last stage(s) with dilation; ``multi_grid`` multiplies the dilation of ``layer4``'s blocks (DeepLab v3's unit
+rates, e.g. ``(1, 2, 4)``).
+
+Where the first block of a dilated stage dilates differs between the references: torchvision's
+``replace_stride_with_dilation`` (DeepLabV3, and DANet's code, which follows it) gives it the *previous* stage's
+dilation (layer3.0 at 1, layer4.0 at 2 for output stride 8); the DeepLab v2 Caffe models and PSPNet's code dilate
+every block of the stage (layer3.0 at 2, layer4.0 at 4). ``dilate_first_block=False`` (default) is torchvision's,
+``True`` the other; the weights have the same shapes either way, only the computation differs.
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, depth: int = 18, output_stride: int = 32, *, in_channels: int = 3, stem: bool = True,
-                 multi_grid: tuple[int, ...] | None = None) -> None:
+                 multi_grid: tuple[int, ...] | None = None, dilate_first_block: bool = False) -> None:
         super().__init__()
         if depth not in _DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(_DEPTHS)}, got {depth}")
@@ -82,6 +88,7 @@ class ResNet(nn.Module):
         if multi_grid is not None and len(multi_grid) != counts[3]:
             raise ValueError(f"multi_grid needs one rate per layer4 block ({counts[3]}), got {multi_grid}")
         self.has_stem = stem
+        self.dilate_first_block = dilate_first_block
         if stem:
             self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
             self.bn1 = nn.BatchNorm2d(64)
@@ -106,7 +113,10 @@ class ResNet(nn.Module):
             self._dilation *= stride
             stride = 1
         grid = multi_grid or (1,) * count
-        first = previous if multi_grid is None else self._dilation * grid[0]
+        if multi_grid is not None:
+            first = self._dilation * grid[0]
+        else:
+            first = self._dilation if self.dilate_first_block else previous
         layers = [block(self._in, channels, stride, first)]
         self._in = channels * block.expansion
         layers += [block(self._in, channels, 1, self._dilation * grid[i]) for i in range(1, count)]

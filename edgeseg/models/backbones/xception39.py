@@ -18,15 +18,17 @@ from edgeseg.models.layers.conv import ConvBNAct, SeparableConvBNAct
 class XceptionBlock(nn.Module):
     """Three separable convs (``mid, mid, expansion·mid``) on a residual path; ReLU after the sum."""
 
-    def __init__(self, in_channels: int, mid_channels: int, stride: int = 1, expansion: int = 4) -> None:
+    def __init__(self, in_channels: int, mid_channels: int, stride: int = 1, expansion: int = 4,
+                 depthwise_bn: bool = True) -> None:
         super().__init__()
         out_channels = mid_channels * expansion
-        self.proj = (SeparableConvBNAct(in_channels, out_channels, 3, stride, act=None)
+        bn = depthwise_bn
+        self.proj = (SeparableConvBNAct(in_channels, out_channels, 3, stride, act=None, depthwise_bn=bn)
                      if stride != 1 or in_channels != out_channels else None)
         self.residual = nn.Sequential(
-            SeparableConvBNAct(in_channels, mid_channels, 3, stride),
-            SeparableConvBNAct(mid_channels, mid_channels, 3),
-            SeparableConvBNAct(mid_channels, out_channels, 3, act=None),
+            SeparableConvBNAct(in_channels, mid_channels, 3, stride, depthwise_bn=bn),
+            SeparableConvBNAct(mid_channels, mid_channels, 3, depthwise_bn=bn),
+            SeparableConvBNAct(mid_channels, out_channels, 3, act=None, depthwise_bn=bn),
         )
         self.relu = nn.ReLU(inplace=True)
 
@@ -36,19 +38,22 @@ class XceptionBlock(nn.Module):
 
 
 class Xception39(nn.Module):
-    """Returns the features of the three stages (strides 8, 16, 32)."""
+    """Returns the features of the three stages (strides 8, 16, 32).
+
+    ``depthwise_bn=False`` leaves out the BN between each depthwise and pointwise conv, as the authors'
+    TorchSeg backbone does (its separable conv is depthwise conv → pointwise conv-BN-ReLU)."""
 
     def __init__(self, stem_channels: int = 8, mid_channels: tuple[int, int, int] = (16, 32, 64),
-                 blocks: tuple[int, int, int] = (4, 8, 4), expansion: int = 4) -> None:
+                 blocks: tuple[int, int, int] = (4, 8, 4), expansion: int = 4, depthwise_bn: bool = True) -> None:
         super().__init__()
         self.stem = ConvBNAct(3, stem_channels, 3, stride=2)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         stages = []
         in_channels = stem_channels
         for mid, count in zip(mid_channels, blocks):
-            layers = [XceptionBlock(in_channels, mid, 2, expansion)]
+            layers = [XceptionBlock(in_channels, mid, 2, expansion, depthwise_bn)]
             in_channels = mid * expansion
-            layers += [XceptionBlock(in_channels, mid, 1, expansion) for _ in range(count - 1)]
+            layers += [XceptionBlock(in_channels, mid, 1, expansion, depthwise_bn) for _ in range(count - 1)]
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.channels = tuple(m * expansion for m in mid_channels)

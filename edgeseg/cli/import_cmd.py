@@ -1,0 +1,55 @@
+"""``edgeseg import``: a published checkpoint (CoinCheung's BiSeNet, torchvision's DeepLabV3, ...) → an edgeseg
+checkpoint that ``export``, ``eval``, ``bench`` and ``run`` take as it is."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeseg.cli.args import positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", nargs="?", help="the checkpoint's format (edgeseg import --list)")
+    parser.add_argument("file", nargs="?", help="the published checkpoint (.pth / .pt / .tar)")
+    parser.add_argument("--out", help="edgeseg checkpoint to write (.pt)")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="label set it was trained on: cityscapes, camvid, voc, ade20k, coco-stuff, nyuv2 "
+                             "(default: the format's, chosen by the classifier's class count)")
+    parser.add_argument("--num-classes", type=positive_int, metavar="N",
+                        help="the classifier's class count, for weights fine-tuned on one's own classes "
+                             "(generic class names)")
+    parser.add_argument("--list", action="store_true", help="list the formats and the model each maps to")
+
+
+def _listing() -> str:
+    from edgeseg.models.importers.formats import FORMATS
+    from edgeseg.texttable import render_table
+
+    rows = []
+    for f in FORMATS.values():
+        options = ", ".join(f"{k}={v}" for k, v in f.kwargs.items())
+        rows.append((f.name, f.model, options, ", ".join(f.datasets), f.source))
+    return render_table(("format", "model", "options", "datasets", "source"), rows)
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeseg.errors import EdgesegError
+
+    if args.list:
+        print(_listing())
+        return 0
+    if not args.format or not args.file or not args.out:
+        raise EdgesegError("usage: edgeseg import FORMAT FILE --out CKPT [--dataset NAME] [--num-classes N] "
+                           "(formats: edgeseg import --list)")
+    from edgeseg.models.importers import import_checkpoint
+
+    result = import_checkpoint(args.format, args.file, args.out, dataset=args.dataset, num_classes=args.num_classes)
+    meta = result.meta
+    options = ", ".join(f"{k}={v}" for k, v in result.kwargs.items())
+    print(f"imported {args.file} ({result.format}) -> {result.path}")
+    print(f"  model {result.model} ({options}); {meta.num_classes} classes "
+          f"({result.dataset or 'generic names'}); input {meta.input_size[0]}x{meta.input_size[1]}; "
+          f"mean {tuple(round(v, 4) for v in meta.mean)}, std {tuple(round(v, 4) for v in meta.std)}")
+    if result.unused_keys:
+        print(f"  left out {len(result.unused_keys)} tensors of training-only heads")
+    return 0
