@@ -92,9 +92,11 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     num_classes = bundle.model.num_classes
     if options.int8 and not options.calib_data:
         raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
-    calib = (load_calibration_set(options.calib_data, bundle.input_size, count=options.calib_size,
-                                  seed=options.seed, depth=bundle.takes_depth,
-                                  depth_dir=options.calib_depth, mode=bundle.resize_mode) if options.int8 else None)
+    # what the graph takes: a --frame-size bundle is calibrated on frames of its size (images stretched to it),
+    # placed by the graph exactly as on the camera
+    calib = (load_calibration_set(options.calib_data, bundle.feed_size, count=options.calib_size,
+                                  seed=options.seed, depth=bundle.takes_depth, depth_dir=options.calib_depth,
+                                  mode=bundle.host_resize, bgr=bundle.frame_bgr) if options.int8 else None)
     source = _eval_source(options, num_classes)
     steps = 1 + options.fp16 + options.int8
     bar = Progress(steps, "calibrate", log_interval=0)
@@ -102,7 +104,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
     reference = None
     if source is not None:
         variants["fp32"], reference = score_onnx(fp32_path, source, num_classes, max_images=options.eval_images,
-                                                 threads=options.threads, mode=bundle.resize_mode)
+                                                 threads=options.threads, mode=bundle.host_resize, bgr=bundle.frame_bgr)
         variants["fp32"].update(file=fp32_path.name, miou_drop=0.0, label_agreement=1.0)
     bar.update(stage="fp32 scored")
 
@@ -110,7 +112,8 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
         if source is None:
             return {"file": name, "bytes": (bundle.root / name).stat().st_size}
         result, _ = score_onnx(bundle.root / name, source, num_classes, max_images=options.eval_images,
-                               threads=options.threads, reference=reference, mode=bundle.resize_mode)
+                               threads=options.threads, reference=reference, mode=bundle.host_resize,
+                               bgr=bundle.frame_bgr)
         return {**result, "file": name, "miou_drop": miou_drop_points(variants["fp32"]["miou"], result["miou"])}
 
     if options.fp16:

@@ -1,4 +1,6 @@
-"""Calibration images, fed exactly as the deploy graph takes them: uint8 N×H×W×3 RGB at the deploy size, and
+"""Calibration images, fed exactly as the deploy graph takes them: uint8 N×H×W×3 RGB at the deploy size (or at the
+frame size, in the frame's channel order, for a bundle exported with ``--frame-size``: images stretched to it, see
+:func:`edgeseg.data.geometry.host_resize`), and
 for an RGB-D model its depth maps (float32 N×H×W metres, from the dataset or a depth folder paired by stem).
 
 Sources: any data spec (``synthetic:64``, ``cityscapes:/data``...), a folder of images (searched recursively
@@ -115,10 +117,13 @@ def _from_video(path: Path, size, count: int | None, every: int, mode: str) -> C
 
 def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None = None, seed: int = 0,
                          every: int = 10, split: str = "train", depth: bool = False,
-                         depth_dir: str | Path | None = None, mode: str = DEFAULT_RESIZE) -> CalibrationSet:
+                         depth_dir: str | Path | None = None, mode: str = DEFAULT_RESIZE,
+                         bgr: bool = False) -> CalibrationSet:
     """Read up to ``count`` calibration images (seeded shuffle) from a data spec, folder or video file, fitted
     to the deploy ``size`` by the bundle's resize ``mode`` exactly as the runtime fits frames
     (:func:`edgeseg.data.geometry.frame_to_input`).
+
+    ``bgr``: the images in BGR order, for a bundle exported with ``--frame-format bgr``.
 
     ``depth`` (an RGB-D model): depth maps come with a data spec (its ``rgbd``) or, for an image folder, from
     ``depth_dir`` paired by file stem; a video has none.
@@ -148,4 +153,6 @@ def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None 
         raise EdgesegError(f"calibration: no usable image in {calib.source}"
                            + (f" ({len(calib.skipped)} unreadable)" if calib.skipped else ""))
     log.info("calibration: %d images from %s", len(calib.images), calib.source)
+    if bgr:
+        calib.images = [np.ascontiguousarray(im[:, :, ::-1]) for im in calib.images]
     return calib

@@ -13,23 +13,36 @@ from pathlib import Path
 
 from edgeseg import __version__
 from edgeseg.crf.params import CRFParams
-from edgeseg.data.geometry import DEFAULT_RESIZE, MAX_SIDE, RESIZE_MODES, frame_to_input, map_to_input
+from edgeseg.data.geometry import DEFAULT_RESIZE, MAX_SIDE, RESIZE_MODES, frame_to_input, host_resize, map_to_input
 from edgeseg.errors import EdgesegError
 from edgeseg.export.lint import simplify_and_lint
 from edgeseg.export.onnx_export import check_opset, export_onnx
-from edgeseg.export.verify import require_agreement, verify_onnx
+from edgeseg.export.verify import argmax_agreement, require_agreement, verify_onnx
 from edgeseg.fileio import atomic_path, check_replaceable, staged_dir
 from edgeseg.meta import ModelMeta
 from edgeseg.models import create, load_model, model_info, save_checkpoint
 from edgeseg.models.deploy import DeployModel, is_rgbd
-from edgeseg.runtime.bundle import BUNDLE_KIND, LOGITS, Bundle, open_bundle, sha256_file, takes_depth, tensor_specs
+from edgeseg.runtime.bundle import (
+    ARGMAX_AT,
+    BUNDLE_KIND,
+    LOGITS,
+    PICTURES,
+    PROBS,
+    Bundle,
+    open_bundle,
+    sha256_file,
+    takes_depth,
+    tensor_specs,
+)
 from edgeseg.runtime.environment import package_versions
-from edgeseg.runtime.manifest import DYNAMIC_BATCH, InputSpec, Manifest, ModelInfo
+from edgeseg.runtime.manifest import DYNAMIC_BATCH, FRAME_FORMATS, InputSpec, Manifest, ModelInfo
+from edgeseg.runtime.overlay import DEFAULT_ALPHA, write_legend
 
 log = logging.getLogger(__name__)
 
 
-VERIFICATION_KEYS = ("label_agreement", "max_abs_logit_diff", "relative_logit_diff", "batch_sizes")
+VERIFICATION_KEYS = ("label_agreement", "max_abs_logit_diff", "relative_logit_diff", "batch_sizes",
+                     "picture_agreement", "argmax_at", "argmax_agreement", "argmax_agreement_on")
 
 
 @dataclass
@@ -48,9 +61,15 @@ class ExportOptions:
     resize: str = DEFAULT_RESIZE  # how frames of another size are fitted: stretch, letterbox or crop
     crf: CRFParams | None = None  # ConvCRF: crf.onnx and model.crf.onnx; the model also outputs logits
     max_attention_mb: float = 1024.0  # refuse sizes whose (H·W)² attention matrix (DANet) exceeds this
+    frame_size: tuple[int, int] | None = None  # the graph takes camera frames of this size and places them itself
+    frame_format: str = "rgb"  # the frames' channel order (rgb, or bgr as OpenCV and GStreamer deliver)
+    overlay_alpha: float = DEFAULT_ALPHA  # the palette colour's weight in the overlay output
+    argmax_at: str = "output"  # or "logits": ArgMax at the logits' resolution, labels upsampled (nearest)
+    min_argmax_agreement: float = 0.9  # --argmax-at logits: minimum agreement with the full-resolution ArgMax
 
     def __post_init__(self) -> None:
         """The same refusals from the CLI and the Python API, before any work."""
+        self._check_frame_options()
         if not (isinstance(self.min_agreement, (int, float)) and 0 < self.min_agreement <= 1):
             raise EdgesegError(f"min_agreement must be in (0, 1], got {self.min_agreement}")
         if not (isinstance(self.max_attention_mb, (int, float)) and math.isfinite(self.max_attention_mb)
@@ -63,6 +82,27 @@ class ExportOptions:
         if self.input_size is not None and (len(self.input_size) != 2 or not all(
                 isinstance(v, int) and 8 <= v <= MAX_SIDE for v in self.input_size)):
             raise EdgesegError(f"input_size must be (H, W) with sides 8-{MAX_SIDE}, got {self.input_size}")
+
+    def _check_frame_options(self) -> None:
+        """The pixel-work options (frame size, pictures, argmax placement) and the combinations they refuse."""
+        if self.frame_size is not None and (len(self.frame_size) != 2 or not all(
+                isinstance(v, int) and 8 <= v <= MAX_SIDE for v in self.frame_size)):
+            raise EdgesegError(f"frame_size must be (H, W) with sides 8-{MAX_SIDE}, got {self.frame_size}")
+        if self.frame_format not in FRAME_FORMATS:
+            raise EdgesegError(f"frame_format must be one of {', '.join(FRAME_FORMATS)}, got {self.frame_format!r}")
+        if self.frame_format != "rgb" and self.frame_size is None:
+            raise EdgesegError("--frame-format needs --frame-size (the deploy-size input is always RGB)")
+        if not (isinstance(self.overlay_alpha, (int, float)) and 0 <= self.overlay_alpha <= 1):
+            raise EdgesegError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
+        if self.argmax_at not in ARGMAX_AT:
+            raise EdgesegError(f"argmax_at must be one of {', '.join(ARGMAX_AT)}, got {self.argmax_at!r}")
+        if not (isinstance(self.min_argmax_agreement, (int, float)) and 0 < self.min_argmax_agreement <= 1):
+            raise EdgesegError(f"min_argmax_agreement must be in (0, 1], got {self.min_argmax_agreement}")
+        if self.argmax_at == "logits" and ({LOGITS, PROBS} & set(self.outputs) or self.crf is not None):
+            raise EdgesegError("--argmax-at logits returns labels (and overlay, color) only: drop logits and probs "
+                               "from --outputs, and --crf")
+        if self.frame_size is not None and self.crf is not None:
+            raise EdgesegError("--frame-size and --crf do not combine: the CRF reads the image at the deploy size")
 
 
 def check_input_size(name: str, size: tuple[int, int], *, batch: int = 1,
@@ -115,8 +155,8 @@ def _resolve_model(model_name: str | None, checkpoint: str | None, num_classes: 
 
 def _data_images(spec: str, count: int, size: tuple[int, int], depth: bool,
                  mode: str) -> tuple[list, list | None]:
-    """Verification images (and depth maps for an RGB-D model) from the val split, fitted to the deploy size
-    as the runtime will fit them."""
+    """Verification images (and depth maps for an RGB-D model) from the val split, fitted to what the graph
+    takes (the deploy size, or the frame size) as the runtime will fit them."""
     from edgeseg.data import open_dataset
 
     source = open_dataset(spec, "val")
@@ -147,27 +187,43 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         opts.crf.validate().check_size(size)
         if LOGITS not in outputs:
             outputs += (LOGITS,)  # the chained CRF (crf.onnx) and the dense CRF read the model's logits
-    deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=outputs)
-    images, depths = (_data_images(opts.data, opts.data_images, size, takes_depth(deploy.inputs), opts.resize)
-                      if opts.data else (None, None))
+    if opts.frame_size is not None and is_rgbd(model):
+        raise EdgesegError(f"--frame-size takes RGB models; {name} is RGB-D (its depth comes at the deploy size)")
+    frame = tuple(opts.frame_size) if opts.frame_size is not None else None
+    feed = frame or size  # what the graph's image input takes
+    pictures = bool(set(outputs) & set(PICTURES))
+    deploy = DeployModel(model.eval(), meta.mean, meta.std, outputs=outputs, frame=frame, size=size,
+                         resize=opts.resize, frame_format=opts.frame_format, alpha=opts.overlay_alpha,
+                         palette=[list(c) for c in meta.palette] if pictures else None, argmax_at=opts.argmax_at)
+    images, depths = (_data_images(opts.data, opts.data_images, feed, takes_depth(deploy.inputs),
+                                   host_resize(opts.resize, frame is not None)) if opts.data else (None, None))
     out = Path(out)
     with staged_dir(out, BUNDLE_KIND) as tmp:
         t0 = time.perf_counter()
-        opset = export_onnx(deploy, tmp / "model.onnx", input_size=size, batch=opts.batch,
+        opset = export_onnx(deploy, tmp / "model.onnx", input_size=feed, batch=opts.batch,
                             dynamic_batch=opts.dynamic_batch, opset=opts.opset, exporter=opts.exporter)
         export_s = time.perf_counter() - t0
         simplified, onnx_model, lint = simplify_and_lint(tmp / "model.onnx", opts.simplify)
-        verification = verify_onnx(onnx_model, deploy, size, images, depths=depths)
+        verification = verify_onnx(onnx_model, deploy, feed, images, depths=depths)
         require_agreement(verification["label_agreement"], opts.min_agreement)
+        if opts.argmax_at == "logits":
+            verification.update(argmax_agreement(deploy, feed, images))
+            require_agreement(verification["argmax_agreement"], opts.min_argmax_agreement,
+                              "the labels of the full-resolution ArgMax (--argmax-at logits)",
+                              who="The ArgMax at the logits' resolution", flag="--min-argmax-agreement")
         save_checkpoint(tmp / "model.pt", model, name=name, meta=meta)
         with atomic_path(tmp / "verify.json") as f:
             f.write_text(json.dumps(verification, indent=2) + "\n")
         batch_dim = DYNAMIC_BATCH if opts.dynamic_batch else opts.batch
-        inputs, output_specs = tensor_specs(deploy.inputs, outputs, batch_dim, size, meta.num_classes)
+        inputs, output_specs = tensor_specs(deploy.inputs, outputs, batch_dim, size, meta.num_classes, frame=frame,
+                                            frame_format=opts.frame_format,
+                                            alpha=float(opts.overlay_alpha) if pictures else None,
+                                            argmax_at=opts.argmax_at)
         model_record = ModelInfo(name, list(meta.classes), palette=[[int(v) for v in c] for c in meta.palette],
                                  mean=[float(v) for v in meta.mean], std=[float(v) for v in meta.std],
                                  ignore_index=meta.ignore_index, paper=model_info(name).paper)
-        bundle = Bundle(tmp, Manifest(model=model_record, input=InputSpec(size, batch_dim, opts.resize),
+        input_spec = InputSpec(size, batch_dim, opts.resize, frame=frame, frame_format=opts.frame_format)
+        bundle = Bundle(tmp, Manifest(model=model_record, input=input_spec,
                                       inputs=inputs, outputs=output_specs, reports={
             "source": source,
             "onnx": {"opset": opset, "exporter": opts.exporter, "simplify": simplified,
@@ -181,6 +237,9 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
         bundle.add_file("model.onnx", "onnx", precision="fp32")
         bundle.add_file("model.pt", "checkpoint", precision="fp32")
         bundle.add_file("verify.json", "report")
+        if pictures:
+            write_legend(tmp / "legend.png", model_record.classes, model_record.palette)
+            bundle.add_file("legend.png", "legend")
         if opts.crf is not None:
             from edgeseg.export.crf import export_crf
 

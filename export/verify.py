@@ -11,7 +11,7 @@ import torch
 from edgeseg.errors import EdgesegError
 from edgeseg.models.deploy import DeployModel
 from edgeseg.onnxgraph import with_outputs
-from edgeseg.runtime.bundle import DEPTH_INPUT, INPUT_NAME, takes_depth
+from edgeseg.runtime.bundle import DEPTH_INPUT, INPUT_NAME, LABELS, LOGITS, PICTURES, takes_depth
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,34 @@ def batch_sizes(model) -> list[int]:
     return [dim.dim_value] if dim.dim_value > 0 else [1, 2]
 
 
-def require_agreement(agreement: float, minimum: float, what: str = "the labels") -> None:
-    """Refuse an exported graph whose labels agree with torch less than ``minimum`` (a fraction)."""
+def require_agreement(agreement: float, minimum: float, what: str = "the labels", *,
+                      who: str = "ONNX Runtime", flag: str = "--min-agreement") -> None:
+    """Refuse an exported graph whose labels agree with the reference (torch) less than ``minimum``."""
     if agreement < minimum:
-        raise EdgesegError(f"ONNX Runtime agrees with torch on only {100 * agreement:.3f}% of {what} "
-                           f"(minimum {100 * minimum:.1f}%); see --min-agreement")
+        reference = "torch on only" if who == "ONNX Runtime" else "only"
+        raise EdgesegError(f"{who} agrees with {reference} {100 * agreement:.3f}% of {what} "
+                           f"(minimum {100 * minimum:.1f}%); see {flag}")
+
+
+def argmax_agreement(deploy: DeployModel, input_size: tuple[int, int], images: list[np.ndarray] | None = None,
+                     random_batches: int = 2, seed: int = 0) -> dict:
+    """``--argmax-at logits``: the fraction of labels the graph (ArgMax at the logits' resolution, nearest
+    upsample of the labels) shares with the full-resolution ArgMax of the same model, in torch, on the
+    verification ``images`` (at the graph's input size) or, without any, on seeded random images."""
+    exact = deploy.like(outputs=(LABELS,), argmax_at="output")
+    cheap = deploy.like(outputs=(LABELS,))
+    rng = np.random.default_rng(seed)
+    h, w = input_size
+    batches = ([np.stack([im]) for im in images] if images else
+               [rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8) for _ in range(random_batches)])
+    equal = total = 0
+    with torch.no_grad():
+        for batch in batches:
+            tensor = torch.from_numpy(np.require(batch, requirements="W"))
+            equal += int((exact(tensor) == cheap(tensor)).sum())
+            total += int(np.prod(batch.shape[:3]))
+    return {"argmax_at": "logits", "argmax_agreement": equal / total,
+            "argmax_agreement_on": "data" if images else "random"}
 
 
 def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images: list[np.ndarray] | None = None,
@@ -51,7 +74,8 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
     probe, logit_name = _with_logits_output(model)
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     out_names = [o.name for o in session.get_outputs()]
-    reference = DeployModel(deploy.model, *deploy.normalization, outputs=("labels", "logits"), crf=deploy.crf)
+    pictures = tuple(o for o in deploy.outputs if o in PICTURES)
+    reference = deploy.like(outputs=(LABELS, LOGITS, *pictures))
     rng = np.random.default_rng(seed)
     h, w = input_size
     checks = []
@@ -75,15 +99,19 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
             got = dict(zip(out_names, session.run(out_names, feed)))
             with torch.no_grad():
                 tensors = (torch.from_numpy(np.require(feed[n], requirements="W")) for n in deploy.inputs)
-                ref_labels, ref_logits = reference(*tensors)
+                ref_labels, ref_logits, *ref_pictures = reference(*tensors)
             agreement = float(np.mean(got["labels"] == ref_labels.numpy()))
             check = {"batch": b, "source": source, "label_agreement": agreement}
+            for name, ref_picture in zip(pictures, ref_pictures):  # within ±1 (float rounding before the floor)
+                close = np.abs(got[name].astype(np.int16) - ref_picture.numpy().astype(np.int16)) <= 1
+                check["picture_agreement"] = min(check.get("picture_agreement", 1.0), float(np.mean(close)))
             if logit_name:
                 ref = ref_logits.numpy()
                 check["max_abs_logit_diff"] = float(np.abs(got[logit_name] - ref).max())
                 check["max_abs_logit"] = float(np.abs(ref).max())
             checks.append(check)
     result = {"label_agreement": min(c["label_agreement"] for c in checks), "checks": checks,
+              **({"picture_agreement": min(c["picture_agreement"] for c in checks)} if pictures else {}),
               "batch_sizes": batch_sizes(model), "images": {"random": random_batches, "data": len(images or [])}}
     if logit_name:
         result["max_abs_logit_diff"] = max(c["max_abs_logit_diff"] for c in checks)

@@ -164,8 +164,9 @@ def _timing_frames(source: SegmentationSource | None, count: int, size: tuple[in
 
 
 def _resize_mode(target: Target) -> str:
-    """How the target's bundle fits frames (a lone ONNX file: the default)."""
-    return open_bundle(target.bundle).resize_mode if target.bundle is not None else DEFAULT_RESIZE
+    """How host code fits frames for the target's bundle (a lone ONNX file: the default; a ``--frame-size``
+    bundle: stretched to its frame size, the graph places them)."""
+    return open_bundle(target.bundle).host_resize if target.bundle is not None else DEFAULT_RESIZE
 
 
 def _model_classes(target: Target, source: SegmentationSource | None) -> tuple[list[str], list]:
@@ -222,7 +223,8 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                         kept.append(labels)
 
                 cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=settings.max_images,
-                                     progress=settings.progress, on_prediction=collect, mode=mode)
+                                     progress=settings.progress, on_prediction=collect, mode=mode,
+                                     bgr=target.bundle is not None and open_bundle(target.bundle).frame_bgr)
                 scores = scores_from_confusion(cm.matrix)
                 accuracy = {"data": settings.data, "split": settings.split, "images": len(seen),
                             "miou": scores["miou"], "pixel_acc": scores["pixel_acc"],

@@ -12,15 +12,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeseg.data.geometry import host_resize
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import FolderKind, inside, read_json_document, write_text_atomic
 from edgeseg.runtime.manifest import FORMAT, FORMAT_VERSION, EngineRecord, FileEntry, Manifest, ModelInfo, TensorSpec
 
 # The deploy graph's tensor names: every writer and reader of a bundle takes them from here.
-INPUT_NAME = "image"  # uint8 N×H×W×3 RGB
+INPUT_NAME = "image"  # uint8 N×H×W×3 RGB (or the camera frame, RGB or BGR, with ``input.frame``)
 DEPTH_INPUT = "depth"  # float32 N×H×W metres, the second input of RGB-D models
 LABELS, LOGITS, PROBS = "labels", "logits", "probs"
-OUTPUTS = (LABELS, LOGITS, PROBS)
+OVERLAY, COLOR = "overlay", "color"  # uint8 N×H×W×3 pictures in the frame's channel order (in-graph palette)
+OUTPUTS = (LABELS, LOGITS, PROBS, OVERLAY, COLOR)
+PICTURES = (OVERLAY, COLOR)
+ARGMAX_AT = ("output", "logits")  # where the deploy graph takes the ArgMax (see edgeseg.models.deploy)
 
 MANIFEST = "manifest.json"
 # What edgeseg may replace as a bundle: a folder whose manifest lists every file in it.
@@ -63,6 +67,27 @@ class Bundle:
     def resize_mode(self) -> str:
         """How frames are fitted to the deploy size (see :mod:`edgeseg.data.geometry`)."""
         return self.manifest.input.resize
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(H, W) of the camera frame the graph takes (``--frame-size``), or None for a deploy-size input."""
+        return self.manifest.input.frame
+
+    @property
+    def feed_size(self) -> tuple[int, int]:
+        """(H, W) of the image input: the frame size, else the deploy size."""
+        return self.manifest.input.feed_size
+
+    @property
+    def frame_bgr(self) -> bool:
+        """The graph takes BGR frames (``--frame-format bgr``): host code feeding it RGB images flips them."""
+        return self.frame_size is not None and self.manifest.input.frame_format == "bgr"
+
+    @property
+    def host_resize(self) -> str:
+        """How host code fits images of another size to :attr:`feed_size` (see
+        :func:`edgeseg.data.geometry.host_resize`)."""
+        return host_resize(self.resize_mode, self.frame_size is not None)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -123,16 +148,44 @@ def find_file(files: dict[str, FileEntry], kind: str, precision: str = "fp32") -
 
 
 def tensor_specs(input_names: tuple[str, ...], outputs: tuple[str, ...], batch: int | str, size: tuple[int, int],
-                 num_classes: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
+                 num_classes: int, *, frame: tuple[int, int] | None = None, frame_format: str = "rgb",
+                 alpha: float | None = None, argmax_at: str = "output") -> tuple[list[TensorSpec], list[TensorSpec]]:
     """The manifest's ``inputs`` and ``outputs``: each tensor's name, dtype, layout and shape, the one place
-    that says what the deploy graph takes and returns."""
+    that says what the deploy graph takes and returns. With a ``frame`` size the image input, ``labels`` and
+    the pictures (``overlay``, ``color``: NHWC in the frame's channel order) are at the frame's size, ``logits``
+    and ``probs`` at the deploy ``size``."""
     h, w = size
-    inputs = [TensorSpec(INPUT_NAME, "uint8", [batch, h, w, 3], layout="NHWC", color="RGB")]
+    fh, fw = frame or size
+    color = frame_format.upper()
+    inputs = [TensorSpec(INPUT_NAME, "uint8", [batch, fh, fw, 3], layout="NHWC", color=color)]
     if DEPTH_INPUT in input_names:
         inputs.append(TensorSpec(DEPTH_INPUT, "float32", [batch, h, w], layout="NHW", unit="metres"))
-    specs = [TensorSpec(o, "uint8" if o == LABELS else "float32",
-                        [batch, h, w] if o == LABELS else [batch, num_classes, h, w]) for o in outputs]
+    specs = []
+    for o in outputs:
+        if o == LABELS:
+            where = None if argmax_at == "output" else argmax_at
+            specs.append(TensorSpec(o, "uint8", [batch, fh, fw], argmax_at=where))
+        elif o in PICTURES:
+            specs.append(TensorSpec(o, "uint8", [batch, fh, fw, 3], layout="NHWC", color=color,
+                                    alpha=alpha if o == OVERLAY else None))
+        else:
+            specs.append(TensorSpec(o, "float32", [batch, num_classes, h, w]))
     return inputs, specs
+
+
+def graph_options(manifest: Manifest) -> dict:
+    """The deploy graph's pixel-work options as recorded (frame geometry, pictures, where the ArgMax runs): the
+    keyword arguments of :class:`edgeseg.models.deploy.DeployModel`, for the torch backend to rebuild it."""
+    spec = manifest.input
+    overlay = next((s for s in manifest.outputs if s.name in PICTURES), None)
+    labels = next((s for s in manifest.outputs if s.name == LABELS), None)
+    options: dict = {"argmax_at": (labels.argmax_at if labels is not None else None) or "output"}
+    if spec.frame is not None:
+        options.update(frame=spec.frame, size=spec.size, resize=spec.resize, frame_format=spec.frame_format)
+    if overlay is not None:
+        options.update(palette=[list(c) for c in manifest.model.palette],
+                       alpha=next((s.alpha for s in manifest.outputs if s.alpha is not None), 0.55))
+    return options
 
 
 def is_bundle(path: str | os.PathLike) -> bool:

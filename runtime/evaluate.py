@@ -23,10 +23,11 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
                     max_images: int | None = None, boundary: bool = False, progress: bool = False,
                     latencies: list[float] | None = None,
                     on_prediction: Callable[[int, np.ndarray], None] | None = None,
-                    mode: str = DEFAULT_RESIZE) -> ConfusionMatrix:
+                    mode: str = DEFAULT_RESIZE, bgr: bool = False) -> ConfusionMatrix:
     """Run an active ``runner`` over the split; append per-batch latencies (ms) to ``latencies`` and call
     ``on_prediction(index, labels)`` with each predicted label map (at the label's size) when given. Images go
-    in and labels come back through the bundle's resize ``mode`` (:mod:`edgeseg.data.geometry`)."""
+    in and labels come back through ``mode`` (the bundle's :attr:`~edgeseg.runtime.bundle.Bundle.host_resize`);
+    ``bgr``: the graph takes BGR frames (``--frame-format bgr``), the dataset's RGB images are flipped for it."""
     specs = runner.inputs()
     static, size = image_geometry(runner.name, specs)
     batch = static or 1
@@ -45,7 +46,7 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
                 feed = make_feed(specs, [img for img, _ in samples], size, [s[2] for s in rgbd_samples], mode)
             else:
                 samples = [source[i] for i in range(start, start + batch)]
-                feed = make_feed(specs, [img for img, _ in samples], size, mode=mode)
+                feed = make_feed(specs, [img[:, :, ::-1] if bgr else img for img, _ in samples], size, mode=mode)
             out = runner.infer(feed)
             if latencies is not None:
                 latencies.append(runner.last_latency_ms)

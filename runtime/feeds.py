@@ -34,11 +34,27 @@ def image_geometry(name: str, specs: Sequence[TensorSpec]) -> tuple[int | None, 
     return (shape[0] if isinstance(shape[0], int) else None), (int(shape[1]), int(shape[2]))
 
 
+def frames_as_they_are(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Camera frames for a graph that takes frames of ``size`` and places them itself (``--frame-size``): batched
+    untouched (one frame: a view, no copy); a frame of another size is refused with one line."""
+    for image in images:
+        if tuple(image.shape[:2]) != tuple(size) or image.ndim != 3 or image.shape[2] != 3:
+            got = "x".join(map(str, image.shape[:2])) if image.ndim >= 2 else str(image.shape)
+            raise EdgesegError(f"a {got} frame reached a bundle exported for {size[0]}x{size[1]} frames "
+                               f"(--frame-size): the graph places frames of that size only; re-export with "
+                               f"--frame-size {got}, or without --frame-size to resize on the host")
+    batch = images[0][None] if len(images) == 1 else np.stack(list(images))
+    return batch if batch.dtype == np.uint8 else batch.astype(np.uint8)
+
+
 def make_feed(specs: Sequence[TensorSpec], images: Sequence[np.ndarray], size: tuple[int, int],
-              depths: Sequence[np.ndarray | None] | None = None, mode: str = DEFAULT_RESIZE) -> dict[str, np.ndarray]:
+              depths: Sequence[np.ndarray | None] | None = None, mode: str = DEFAULT_RESIZE, *,
+              frame_in_graph: bool = False) -> dict[str, np.ndarray]:
     """Frames (any size) → the inputs ``specs`` name, at the deploy ``size``, fitted by the bundle's resize
-    ``mode`` (:mod:`edgeseg.data.geometry`); RGB-D needs a depth per frame."""
-    feed = {specs[0].name: frames_to_batch(list(images), size, mode)}
+    ``mode`` (:mod:`edgeseg.data.geometry`); RGB-D needs a depth per frame. ``frame_in_graph`` (a bundle exported
+    with ``--frame-size``, ``size`` its frame size): the frames go in untouched (:func:`frames_as_they_are`)."""
+    batch = frames_as_they_are(images, size) if frame_in_graph else frames_to_batch(list(images), size, mode)
+    feed = {specs[0].name: batch}
     if specs_take_depth(specs):
         if depths is None or any(d is None for d in depths):
             raise EdgesegError("this is an RGB-D model and needs a depth map with every frame (an image folder "

@@ -10,7 +10,7 @@ from edgeseg.crf.params import CRFParams
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime.backends import BACKENDS, auto_onnx_backend, backend_missing
 from edgeseg.runtime.backends import backend as backend_entry
-from edgeseg.runtime.bundle import LABELS, Bundle, is_bundle, open_bundle
+from edgeseg.runtime.bundle import LABELS, Bundle, graph_options, is_bundle, open_bundle
 from edgeseg.runtime.manifest import FileEntry
 from edgeseg.runtime.runner import Runner
 
@@ -133,8 +133,10 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
     if on_gpu:
         from edgeseg.runtime.torch_cuda_runner import TorchCudaRunner
 
-        return TorchCudaRunner(bundle.path(name), bundle.input_size, batch, outputs, device=device,
-                               precision=precision, cuda_graph=cuda_graph, slots=streams, crf=crf)
+        return TorchCudaRunner(bundle.path(name), bundle.feed_size, batch, outputs, device=device,
+                               precision=precision, cuda_graph=cuda_graph, slots=streams, crf=crf,
+                               graph=graph_options(bundle.manifest))
     from edgeseg.runtime.torch_runner import TorchRunner
 
-    return TorchRunner(bundle.path(name), bundle.input_size, batch, outputs, device, threads, crf)
+    return TorchRunner(bundle.path(name), bundle.input_size, batch, outputs, device, threads, crf,
+                       graph=graph_options(bundle.manifest))

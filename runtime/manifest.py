@@ -4,8 +4,10 @@ Each record checks itself when it is built, so a manifest is validated on read (
 on write (:meth:`Manifest.to_dict` rebuilds it from its parts); a bad value names its field. The sections only
 people read (ONNX export facts, verification, lint, versions, variants, gate) stay JSON objects.
 
-Format 2 stores the deploy input as ``{"size", "batch", "resize"}``; format 1 (``{"name", "shape", "size"}``)
-is read and written back as format 2. No torch, no onnx: the runtime reads bundles with the standard library.
+Format 2 stores the deploy input as ``{"size", "batch", "resize"}``, plus ``"frame": [H, W]`` and
+``"frame_format"`` when the graph takes the camera frame and maps it to the deploy size itself; format 1
+(``{"name", "shape", "size"}``) is read and written back as format 2. No torch, no onnx: the runtime reads
+bundles with the standard library.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edgeseg.data.geometry import RESIZE_MODES
+from edgeseg.data.geometry import MAX_SIDE, RESIZE_MODES
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import inside
 
@@ -22,6 +24,7 @@ FORMAT = "edgeseg-bundle"
 FORMAT_VERSION = 2
 DYNAMIC_BATCH = "batch"  # the batch dimension's name in a dynamic-batch graph
 ENGINE_KINDS = ("engine", "crf-engine")
+FRAME_FORMATS = ("rgb", "bgr")  # channel orders a frame-size graph takes (input.frame_format)
 _REPORT_SECTIONS = ("source", "onnx", "verification", "lint", "versions", "variants", "gate")
 
 
@@ -95,21 +98,45 @@ class ModelInfo:
                            "ignore_index": self.ignore_index, "paper": self.paper})
 
 
+def _side_pair(value: Any) -> tuple[int, int] | None:
+    """``[H, W]`` of positive sides up to MAX_SIDE as a tuple, else None."""
+    pair = list(value) if isinstance(value, (list, tuple)) else None
+    if pair is None or len(pair) != 2 or not all(_is_int(v) and 0 < v <= MAX_SIDE for v in pair):
+        return None
+    return int(pair[0]), int(pair[1])
+
+
 @dataclass
 class InputSpec:
-    """The deploy input: (H, W), the batch (a number, or ``"batch"`` when dynamic) and how frames are fitted."""
+    """The deploy input: (H, W), the batch (a number, or ``"batch"`` when dynamic) and how frames are fitted.
+
+    ``frame`` (H, W), when set: the graph's image input is the camera frame at that size in ``frame_format``
+    (``rgb`` or ``bgr``), mapped to ``size`` inside the graph by ``resize``; labels come back at the frame size.
+    Host code then feeds frames of exactly that size, untouched (see :mod:`edgeseg.data.geometry`)."""
 
     size: tuple[int, int]
     batch: int | str = 1
     resize: str = "stretch"
+    frame: tuple[int, int] | None = None
+    frame_format: str = "rgb"
 
     def __post_init__(self) -> None:
-        size = list(self.size) if isinstance(self.size, (list, tuple)) else None
-        _need(size is not None and len(size) == 2 and all(_is_int(v) and v > 0 for v in size), "no input size")
-        self.size = (int(size[0]), int(size[1]))  # type: ignore[index]
+        size = _side_pair(self.size)
+        _need(size is not None, "no input size")
+        self.size = size  # type: ignore[assignment]
         _need(self.batch == DYNAMIC_BATCH or (_is_int(self.batch) and int(self.batch) > 0),
               f"input.batch must be a positive number or {DYNAMIC_BATCH!r}")
         _need(self.resize in RESIZE_MODES, f"input.resize must be one of {', '.join(RESIZE_MODES)}")
+        if self.frame is not None:
+            frame = _side_pair(self.frame)
+            _need(frame is not None, f"input.frame must be [H, W] with sides 1-{MAX_SIDE}")
+            self.frame = frame
+        _need(self.frame_format in FRAME_FORMATS, f"input.frame_format must be one of {', '.join(FRAME_FORMATS)}")
+
+    @property
+    def feed_size(self) -> tuple[int, int]:
+        """(H, W) of the image the graph takes: the frame's size, else the deploy size."""
+        return self.frame if self.frame is not None else self.size
 
     @classmethod
     def from_dict(cls, data: Any) -> InputSpec:
@@ -119,7 +146,10 @@ class InputSpec:
         return cls(**_known(cls, data, "input"))
 
     def to_dict(self) -> dict:
-        return {"size": list(self.size), "batch": self.batch, "resize": self.resize}
+        data: dict[str, Any] = {"size": list(self.size), "batch": self.batch, "resize": self.resize}
+        if self.frame is not None:
+            data.update(frame=list(self.frame), frame_format=self.frame_format)
+        return data
 
 
 @dataclass
@@ -132,11 +162,16 @@ class TensorSpec:
     layout: str | None = None
     color: str | None = None
     unit: str | None = None
+    alpha: float | None = None  # the overlay output: the palette colour's weight in the blend
+    argmax_at: str | None = None  # labels: "logits" when the ArgMax runs at the logits' resolution
 
     def __post_init__(self) -> None:
         _need(isinstance(self.name, str) and isinstance(self.dtype, str), "a tensor spec needs a name and a dtype")
         _need(isinstance(self.shape, list) and all(_is_int(d) or isinstance(d, str) for d in self.shape),
               f"tensor {self.name}: shape must be a list of sizes")
+        _need(self.alpha is None or (isinstance(self.alpha, (int, float)) and not isinstance(self.alpha, bool)
+                                     and 0 <= self.alpha <= 1), f"tensor {self.name}: alpha must be in [0, 1]")
+        _need(self.argmax_at in (None, "output", "logits"), f"tensor {self.name}: argmax_at must be output or logits")
 
     @classmethod
     def from_dict(cls, data: Any) -> TensorSpec:
@@ -293,11 +328,15 @@ class Manifest:
     reports: dict[str, dict] = field(default_factory=dict)  # the sections people read (_REPORT_SECTIONS)
 
     def __post_init__(self) -> None:
-        h, w = self.input.size
+        h, w = self.input.feed_size
         for spec in self.inputs:  # the deploy input is stated twice (input and its tensor specs): they must agree
             _need(spec.shape[:3] == [self.input.batch, h, w],
                   f"inputs: {spec.name} has shape {spec.shape}, the input section says batch {self.input.batch} "
                   f"at {h}x{w}")
+        if self.input.frame is not None and self.inputs:
+            _need(self.inputs[0].color == self.input.frame_format.upper(),
+                  f"inputs: {self.inputs[0].name} is {self.inputs[0].color}, the input section says frames in "
+                  f"{self.input.frame_format}")
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -5,12 +5,14 @@ keeps either the newest frame only (``live``: cameras and streams by default; th
 counted as ``stale``) or a short FIFO (files: back-pressure, nothing lost). A batcher thread takes one frame
 per source per step and hands the step to K workers, which fit the frames to the deploy size, run them as one
 batch, and map the labels back; the main thread writes each source's results to its own sink in order through
-a reorder buffer. At most K steps are between being taken from the sources and written (credits), so a slow
-sink makes a live source drop frames rather than queue them. With several sources the runner takes a batch
-of N = the number of sources (exported with ``--batch N``) or a dynamic batch (``--dynamic-batch``). A step
-without a frame from a source (it is being reopened, or it ended) skips that slot with a dynamic batch; a
-static batch must be full, so the slot repeats that source's last frame (black before its first) and the
-output is discarded.
+a reorder buffer. A bundle exported with ``--frame-size`` does the fitting in its graph: frames of that size
+go in untouched (another size is refused) and its labels, and its ``overlay`` when it has one, come back at the
+frame's size for the sinks as they are (no host resize or blend). At most K steps are between being taken from
+the sources and written (credits), so a slow sink makes a live source drop frames rather than queue them.
+With several sources the runner takes a batch of N = the number of sources (exported with ``--batch N``) or a
+dynamic batch (``--dynamic-batch``). A step without a frame from a source (it is being reopened, or it ended)
+skips that slot with a dynamic batch; a static batch must be full, so the slot repeats that source's last frame
+(black before its first) and the output is discarded.
 
 Statistics are kept in bounded windows, so memory stays flat however long the stream: work stages per step
 (``stages_ms``), the two queue waits (``queue_wait_ms``: capture → preprocessing, and postprocessing → sink),
@@ -39,7 +41,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.runtime.feeds import image_geometry, make_feed, specs_take_depth
 from edgeseg.runtime.multisource import Grabbed, Grabber, StepPicker
 from edgeseg.runtime.runner import Runner
-from edgeseg.runtime.sinks import FrameSink, SinkClosed
+from edgeseg.runtime.sinks import FrameSink, Picture, SinkClosed
 from edgeseg.runtime.sources import Frame, FrameSource
 from edgeseg.runtime.stats import WINDOW, StageClock
 
@@ -60,7 +62,8 @@ class _Step:
 @dataclass
 class _Result:
     step: int
-    frames: list[tuple[Grabbed, np.ndarray]]  # each kept frame with its labels at the frame's size
+    # each kept frame with its labels at the frame's size and the graph's overlay (None: the sink blends)
+    frames: list[tuple[Grabbed, np.ndarray, Picture | None]]
     stages: dict
     started: float  # perf_counter when preprocessing began
     finished: float  # ... and when postprocessing ended
@@ -81,14 +84,19 @@ class StreamPipeline:
     waits, glass-to-glass latency, and the same per source).
 
     ``live`` (one flag, or one per source; default: each source's own ``live``) keeps only the newest frame of a
-    source. ``wait_ms`` is how long a step waits for a live source that has no frame yet once another has one."""
+    source. ``wait_ms`` is how long a step waits for a live source that has no frame yet once another has one.
+    ``frame_in_graph`` (a bundle exported with ``--frame-size``): the graph takes the frames as they are (in
+    OpenCV's BGR order with ``frame_bgr``) and returns labels and overlay at their size."""
 
     def __init__(self, runner: Runner, sources: FrameSource | Sequence[FrameSource],
                  sinks: FrameSink | Sequence[FrameSink], *, streams: int = 1, max_frames: int | None = None,
                  status: Callable[[dict], None] | None = None, status_interval: float = 0.5,
                  mode: str = DEFAULT_RESIZE, live: bool | Sequence[bool] | None = None,
-                 wait_ms: float = 100.0) -> None:
+                 wait_ms: float = 100.0, frame_in_graph: bool = False, frame_bgr: bool = False) -> None:
         self.mode = mode  # how frames are fitted to the deploy size and labels mapped back (the bundle's)
+        # a --frame-size bundle: its graph takes the frames as they are (in BGR with frame_bgr) and returns
+        # labels and overlay at their size
+        self.frame_in_graph, self.frame_bgr = frame_in_graph, frame_bgr
         self.sources = [sources] if isinstance(sources, FrameSource) else list(sources)
         self.sinks = [sinks] if isinstance(sinks, FrameSink) else list(sinks)
         if not self.sources:
@@ -193,15 +201,15 @@ class StreamPipeline:
 
     def _run_step(self, step: _Step) -> _Result:
         t0 = time.perf_counter()
-        feed = make_feed(self.specs, [f.image for f in step.batch], self.size, [f.depth for f in step.batch],
-                         self.mode)
+        bgr = self.frame_bgr and self.frame_in_graph  # a frame-size graph takes the frames in its own order
+        feed = make_feed(self.specs, [f.in_order(bgr) for f in step.batch], self.size,
+                         [f.depth for f in step.batch], self.mode, frame_in_graph=self.frame_in_graph)
         t1 = time.perf_counter()
         out = self.runner.infer(feed, check=False)
         t2 = time.perf_counter()
         if "labels" not in out:
             raise EdgesegError(f"{self.runner.name} has no 'labels' output")
-        frames = [(g, labels_to_frame(np.asarray(out["labels"][slot], np.uint8), g.frame.image.shape[:2], self.mode))
-                  for slot, g in step.kept]
+        frames = [(g, *self._postprocess(out, slot, g.frame)) for slot, g in step.kept]
         t3 = time.perf_counter()
         stages = {"preprocess": (t1 - t0) * 1e3, "postprocess": (t3 - t2) * 1e3,
                   "inference": self.runner.last_stages_ms.get("compute", (t2 - t1) * 1e3)}
@@ -210,16 +218,27 @@ class StreamPipeline:
                 stages[name] = self.runner.last_stages_ms[name]
         return _Result(step.index, frames, stages, t0, t3)
 
+    def _postprocess(self, out: dict, slot: int, frame: Frame) -> tuple[np.ndarray, Picture | None]:
+        """Batch slot ``slot``'s labels at the frame's size (the graph's as they are, or mapped back on the host)
+        and the graph's overlay when it drew one over this very frame (not over a host-resized copy)."""
+        shape = frame.image.shape[:2]
+        raw = np.asarray(out["labels"][slot], np.uint8)
+        labels = raw if self.frame_in_graph else labels_to_frame(raw, shape, self.mode)
+        overlay = out.get("overlay")
+        if overlay is None or tuple(overlay.shape[1:3]) != tuple(shape):
+            return labels, None
+        return labels, Picture(overlay[slot], bgr=self.frame_bgr and self.frame_in_graph)
+
     # -- main thread ---------------------------------------------------------------------------------------
     def _emit(self, result: _Result) -> None:
         for name, ms in result.stages.items():
             self.clocks[name].add(ms)
-        for grabbed, labels in result.frames:
+        for grabbed, labels, overlay in result.frames:
             i = grabbed.source
             self.waits["to_batch"].add((result.started - grabbed.captured_at) * 1e3)
             t0 = time.perf_counter()
             self.waits["to_sink"].add((t0 - result.finished) * 1e3)
-            self.sinks[i].write(grabbed.frame, labels)
+            self.sinks[i].write(grabbed.frame, labels, overlay)
             t1 = time.perf_counter()
             mine = self.per_source[i]
             mine.frames_out += 1

@@ -10,6 +10,11 @@
 ``overlays:DIR``        one JPEG per frame with the labels blended over it
 ``window``              an OpenCV window (needs a display); closing it or pressing q stops the run
 ======================  ===============================================================================
+
+When the bundle returns an ``overlay`` (``edgeseg export --outputs labels,overlay``: palette and blend inside the
+graph) the pipeline hands it to the sink with the labels and the sink writes it as it is: no host blend. Without
+one the sink blends on the host (:func:`edgeseg.runtime.overlay.blend`). The bundle's ``legend.png`` names the
+colours.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +51,20 @@ class SinkClosed(Exception):
     """The user closed the window: the run should stop, not fail."""
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A picture the deploy graph drew (``overlay``): uint8 H×W×3, in BGR when ``bgr``."""
+
+    image: np.ndarray
+    bgr: bool = False
+
+    def in_order(self, bgr: bool) -> np.ndarray:
+        return self.image if self.bgr == bgr else np.ascontiguousarray(self.image[:, :, ::-1])
+
+
 class FrameSink:
-    """Base class: ``write(frame, labels)`` for each frame in order, then ``close()`` (also a context manager).
+    """Base class: ``write(frame, labels, overlay)`` for each frame in order, then ``close()`` (also a context
+    manager). ``overlay`` is the graph's own (a :class:`Picture`), or None: the sink blends on the host.
 
     ``target`` is the file or folder the sink writes (None for null and window), checked against the inputs."""
 
@@ -55,15 +73,24 @@ class FrameSink:
     def __init__(self, name: str, palette) -> None:
         self.name, self.palette, self.written = name, palette, 0
 
-    def write(self, frame: Frame, labels: np.ndarray) -> None:
+    def write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
         try:
-            self._write(frame, labels)
+            if overlay is None:
+                self._write(frame, labels)  # a sink written before in-graph overlays takes two arguments
+            else:
+                self._write(frame, labels, overlay)
         except OSError as exc:
             raise os_error(exc, self.target) from exc
         self.written += 1
 
-    def _write(self, frame: Frame, labels: np.ndarray) -> None:
+    def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
         raise NotImplementedError
+
+    def picture(self, frame: Frame, labels: np.ndarray, overlay: Picture | None, bgr: bool) -> np.ndarray:
+        """The overlay in RGB (or BGR with ``bgr``): the graph's when it drew one, else blended here."""
+        if overlay is None:
+            overlay = Picture(blend(frame.image, labels, self.palette, bgr=frame.bgr), frame.bgr)
+        return overlay.in_order(bgr)
 
     def close(self) -> None:
         pass
@@ -83,7 +110,7 @@ class FrameSink:
 
 
 class NullSink(FrameSink):
-    def _write(self, frame: Frame, labels: np.ndarray) -> None:
+    def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
         pass
 
 
@@ -132,7 +159,7 @@ class VideoSink(FrameSink):
             raise EdgesegError(f"OpenCV cannot write {self.path.suffix} video here (no encoder); try .avi")
         self.size = (height, width)
 
-    def _write(self, frame: Frame, labels: np.ndarray) -> None:
+    def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
         h, w = frame.image.shape[:2]
         if self.writer is None:
             self._open(h, w)
@@ -140,7 +167,7 @@ class VideoSink(FrameSink):
         if (h, w) != self.size:
             raise EdgesegError(f"frame {frame.name} is {h}x{w}, the video is {self.size[0]}x{self.size[1]}: a video "
                                f"sink needs frames of one size (use overlays:DIR)")
-        self.writer.write(np.ascontiguousarray(blend(frame.image, labels, self.palette)[:, :, ::-1]))
+        self.writer.write(self.picture(frame, labels, overlay, bgr=True))
 
     def close(self) -> None:
         if self.writer is None or self.tmp is None:
@@ -212,7 +239,7 @@ class FolderSink(FrameSink):
         self.used.add(name)
         return name + self.SUFFIX[self.kind]
 
-    def _write(self, frame: Frame, labels: np.ndarray) -> None:
+    def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
         if not self.opened:
             self._open()
         out = self.folder / self.output_name(frame)
@@ -220,7 +247,8 @@ class FolderSink(FrameSink):
             if self.kind == "labels":
                 save_label_png(tmp, labels, self.palette)
             else:
-                Image.fromarray(blend(frame.image, labels, self.palette)).save(tmp, format="JPEG", quality=90)
+                picture = self.picture(frame, labels, overlay, bgr=False)
+                Image.fromarray(picture).save(tmp, format="JPEG", quality=90)
 
     def abort(self) -> None:
         if self.opened and self.written == 0 and self.created:  # nothing of value: leave no empty folder
@@ -243,8 +271,8 @@ class WindowSink(FrameSink):
         except self.cv2.error as exc:
             raise EdgesegError("cannot open a window (no display, or OpenCV built headless); use a file sink") from exc
 
-    def _write(self, frame: Frame, labels: np.ndarray) -> None:
-        self.cv2.imshow(self.title, np.ascontiguousarray(blend(frame.image, labels, self.palette)[:, :, ::-1]))
+    def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
+        self.cv2.imshow(self.title, self.picture(frame, labels, overlay, bgr=True))
         key = self.cv2.waitKey(1) & 0xFF
         if key == ord("q") or self.cv2.getWindowProperty(self.title, self.cv2.WND_PROP_VISIBLE) < 1:
             raise SinkClosed

@@ -11,9 +11,10 @@
 ``rtsp://…``, ``http(s)://…``   a network stream (FFmpeg)
 ==============================  =====================================================================
 
-Every source yields :class:`Frame` objects (RGB uint8, numbered from 0 in decode order) and counts what it had
-to skip in ``dropped``. For an RGB-D model a folder source takes ``depth_dir``: each frame then carries the
-depth map of the same file stem (16-bit PNG in mm or ``.npy`` in m, see :mod:`edgeseg.data.depth`).
+Every source yields :class:`Frame` objects (RGB uint8, numbered from 0 in decode order; a capture source opened
+with ``bgr=True`` hands OpenCV's BGR frames on untouched, for a bundle exported with ``--frame-format bgr``) and
+counts what it had to skip in ``dropped``. For an RGB-D model a folder source takes ``depth_dir``: each frame then
+carries the depth map of the same file stem (16-bit PNG in mm or ``.npy`` in m, see :mod:`edgeseg.data.depth`).
 A live source (camera, GStreamer, stream: ``live`` is True) that stops delivering is reopened with
 exponential back-off; after ``max_reopen`` failed tries it gives up with a clear error, and ``interrupt()`` (a run
 that stops) cuts the back-off short. ``live`` is also what ``edgeseg run`` takes by default for ``--live``
@@ -48,9 +49,14 @@ JETSON_CSI_EXAMPLE = (
 @dataclass
 class Frame:
     index: int  # position among the frames delivered (skipped frames take no number)
-    image: np.ndarray  # H×W×3 uint8 RGB
+    image: np.ndarray  # H×W×3 uint8 RGB (BGR when ``bgr``)
     name: str  # file name, or the frame number as text
     depth: np.ndarray | None = None  # float32 H×W metres, for RGB-D models
+    bgr: bool = False  # the image's channels are in OpenCV's order
+
+    def in_order(self, bgr: bool) -> np.ndarray:
+        """The image in RGB, or in BGR with ``bgr`` (flipped only when the frame has the other order)."""
+        return self.image if self.bgr == bgr else np.ascontiguousarray(self.image[:, :, ::-1])
 
 
 def cv2_module():
@@ -131,8 +137,10 @@ class CaptureSource(FrameSource):
     ``max_reopen`` times in a row before giving up."""
 
     def __init__(self, name: str, opener: Callable[[], Any], *, live: bool, max_reopen: int = 5,
-                 max_backoff: float = 8.0, max_bad_frames: int = 10, sleep: Callable[[float], object] | None = None):
+                 max_backoff: float = 8.0, max_bad_frames: int = 10, sleep: Callable[[float], object] | None = None,
+                 bgr: bool = False):
         super().__init__(name)
+        self.bgr = bgr  # hand frames on in OpenCV's BGR order (no conversion)
         self.opener, self.live, self.max_reopen = opener, live, max_reopen
         self.interrupted = threading.Event()
         self.max_backoff, self.max_bad_frames = max_backoff, max_bad_frames
@@ -176,7 +184,8 @@ class CaptureSource(FrameSource):
             ok, bgr = self.capture.read()
             if ok and bgr is not None and bgr.ndim == 3:
                 bad = 0
-                yield Frame(index, np.ascontiguousarray(bgr[:, :, ::-1]), str(index))
+                image = bgr if self.bgr else np.ascontiguousarray(bgr[:, :, ::-1])
+                yield Frame(index, image, str(index), bgr=self.bgr)
                 index += 1
                 continue
             if self.live:
@@ -206,7 +215,8 @@ def _capture_opener(target, api: int | None = None) -> Callable[[], Any]:
 
 def open_source(spec: str, depth_dir: str | Path | None = None, **options) -> FrameSource:
     """A source from its spec string (see the module docstring); a missing file or folder is a clear error.
-    ``depth_dir`` (RGB-D models) goes with a folder source only."""
+    ``depth_dir`` (RGB-D models) goes with a folder source only; ``bgr=True`` keeps a capture's BGR frames as
+    they are (folders always give RGB)."""
     text = spec.strip()
     if depth_dir is not None:
         if not Path(text).is_dir():
@@ -224,7 +234,7 @@ def open_source(spec: str, depth_dir: str | Path | None = None, **options) -> Fr
         return CaptureSource(f"camera {camera}", _capture_opener(int(camera)), live=True, **options)
     path = Path(text)
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path)  # RGB frames (options such as bgr are a capture's)
     if not path.exists():
         raise EdgesegError(f"source {spec!r} not found (a folder, a video file, camera:N, gst:PIPELINE or a URL)")
     if path.suffix.lower() in IMAGE_SUFFIXES:

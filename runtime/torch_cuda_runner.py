@@ -60,8 +60,9 @@ class TorchCudaRunner(Runner):
     def __init__(self, checkpoint: str | os.PathLike, input_size: tuple[int, int], batch: int | str = 1,
                  outputs: tuple[str, ...] = ("labels",), *, device: str = "cuda", precision: str = "fp16",
                  channels_last: bool = True, cuda_graph: bool = False, slots: int = 1,
-                 crf: CRFParams | None = None) -> None:
+                 crf: CRFParams | None = None, graph: dict | None = None) -> None:
         super().__init__(f"torch-cuda:{Path(checkpoint).name}")
+        self.graph = graph  # the bundle's pixel-work options; input_size is then the frame size
         if precision not in BACKENDS["torch"].precisions:
             raise EdgesegError(f"the torch CUDA backend runs fp32 or fp16, not {precision}")
         if not isinstance(batch, int):
@@ -84,7 +85,7 @@ class TorchCudaRunner(Runner):
         self.torch, self.device = torch, torch.device(self.device_name)
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(self.device)
-        model, _ = deploy_model(self.checkpoint, self.output_names, self.crf)
+        model, _ = deploy_model(self.checkpoint, self.output_names, self.crf, self.graph)
         if len(model.inputs) > 1:
             raise EdgesegError(f"{self.checkpoint.name} is an RGB-D model: the CUDA torch runner takes one image "
                                "input; run it on ONNX Runtime, TensorRT or --device cpu")

@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 
 from edgeseg.crf.params import CRFParams
-from edgeseg.runtime.bundle import DEPTH_INPUT
+from edgeseg.runtime.bundle import DEPTH_INPUT, PICTURES
 from edgeseg.runtime.runner import Runner, TensorSpec
 
 
-def deploy_model(checkpoint: Path, outputs: tuple[str, ...], crf: CRFParams | None = None) -> tuple[Any, int]:
+def deploy_model(checkpoint: Path, outputs: tuple[str, ...], crf: CRFParams | None = None,
+                 graph: dict | None = None) -> tuple[Any, int]:
     """The checkpoint's model inside the deploy graph (uint8 NHWC in), in eval mode, and its class count; with
-    ``crf``, ConvCRF fused after the model."""
+    ``crf``, ConvCRF fused after the model; ``graph``: the bundle's pixel-work options
+    (:func:`edgeseg.runtime.bundle.graph_options`)."""
     from edgeseg.models import load_model
     from edgeseg.models.deploy import DeployModel
 
@@ -26,7 +28,8 @@ def deploy_model(checkpoint: Path, outputs: tuple[str, ...], crf: CRFParams | No
         from edgeseg.crf.convcrf import ConvCRF
 
         refine = ConvCRF(meta.num_classes, crf)
-    return DeployModel(model, meta.mean, meta.std, outputs=outputs, crf=refine).eval(), meta.num_classes
+    deploy = DeployModel(model, meta.mean, meta.std, outputs=outputs, crf=refine, **(graph or {}))
+    return deploy.eval(), meta.num_classes
 
 
 class TorchRunner(Runner):
@@ -36,9 +39,11 @@ class TorchRunner(Runner):
 
     def __init__(self, checkpoint: str | os.PathLike, input_size: tuple[int, int], batch: int | str = 1,
                  outputs=("labels",), device: str = "cpu", threads: int | None = None,
-                 crf: CRFParams | None = None) -> None:
+                 crf: CRFParams | None = None, graph: dict | None = None) -> None:
         super().__init__(f"torch:{Path(checkpoint).name}")
         self.checkpoint, self.input_size, self.batch = Path(checkpoint), tuple(input_size), batch
+        self.graph = graph or {}
+        self.frame = tuple(self.graph.get("frame") or input_size)  # what the image input, labels and pictures take
         self.output_names, self.device, self.threads, self.crf = tuple(outputs), device, threads, crf
         self.model: Any = None
 
@@ -47,14 +52,14 @@ class TorchRunner(Runner):
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        self.model, self.num_classes = deploy_model(self.checkpoint, self.output_names, self.crf)
+        self.model, self.num_classes = deploy_model(self.checkpoint, self.output_names, self.crf, self.graph)
         self.model.to(self.device)
 
     def deactivate(self) -> None:
         self.model = None
 
     def inputs(self) -> list[TensorSpec]:
-        specs = [TensorSpec("image", "uint8", (self.batch, *self.input_size, 3))]
+        specs = [TensorSpec("image", "uint8", (self.batch, *self.frame, 3))]
         if self.model is not None and DEPTH_INPUT in self.model.inputs:
             specs.append(TensorSpec(DEPTH_INPUT, "float32", (self.batch, *self.input_size)))
         return specs
@@ -63,7 +68,9 @@ class TorchRunner(Runner):
         specs = []
         for name in self.output_names:
             if name == "labels":
-                specs.append(TensorSpec(name, "uint8", (self.batch, *self.input_size)))
+                specs.append(TensorSpec(name, "uint8", (self.batch, *self.frame)))
+            elif name in PICTURES:
+                specs.append(TensorSpec(name, "uint8", (self.batch, *self.frame, 3)))
             else:
                 specs.append(TensorSpec(name, "float32", (self.batch, self.num_classes, *self.input_size)))
         return specs

@@ -84,3 +84,41 @@ def test_the_input_section_and_the_input_tensor_spec_must_agree(tmp_path):
     data["input"]["size"] = [32, 128]
     with pytest.raises(ManifestError, match=r"image has shape \['batch', 64, 128, 3\]"):
         Manifest.from_dict(data, tmp_path / "manifest.json")
+
+
+FRAME = {**copy.deepcopy(FULL), "input": {"size": [64, 128], "batch": "batch", "resize": "letterbox",
+                                          "frame": [36, 64], "frame_format": "bgr"},
+         "inputs": [{"name": "image", "dtype": "uint8", "shape": ["batch", 36, 64, 3], "layout": "NHWC",
+                     "color": "BGR"}],
+         "outputs": [{"name": "labels", "dtype": "uint8", "shape": ["batch", 36, 64], "argmax_at": "logits"},
+                     {"name": "overlay", "dtype": "uint8", "shape": ["batch", 36, 64, 3], "layout": "NHWC",
+                      "color": "BGR", "alpha": 0.4}]}
+
+
+def test_a_frame_size_input_reads_back_as_written(tmp_path):
+    manifest = Manifest.from_dict(copy.deepcopy(FRAME), tmp_path / "manifest.json")
+    assert manifest.to_dict() == FRAME
+    assert manifest.input.frame == (36, 64) and manifest.input.feed_size == (36, 64)
+    assert manifest.input.size == (64, 128) and manifest.input.frame_format == "bgr"
+    assert manifest.outputs[1].alpha == 0.4 and manifest.outputs[0].argmax_at == "logits"
+    assert "frame" not in Manifest.from_dict(copy.deepcopy(FULL), tmp_path / "m.json").to_dict()["input"]
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda d: d["input"].update(frame=[36]), "input.frame"),
+    (lambda d: d["input"].update(frame=[0, 64]), "input.frame"),
+    (lambda d: d["input"].update(frame_format="yuv"), "input.frame_format"),
+    (lambda d: d["inputs"][0].update(shape=["batch", 64, 128, 3]), "the input section says"),  # deploy, not frame
+    (lambda d: d["inputs"][0].update(color="RGB"), "frames in bgr"),
+    (lambda d: d["outputs"][1].update(alpha=1.5), "alpha"),
+    (lambda d: d["outputs"][0].update(argmax_at="softmax"), "argmax_at"),
+])
+def test_a_bad_frame_record_is_refused_on_read_and_write(tmp_path, change, match):
+    data = copy.deepcopy(FRAME)
+    change(data)
+    with pytest.raises(ManifestError, match=match):
+        Manifest.from_dict(data, tmp_path / "manifest.json")
+    good = Manifest.from_dict(copy.deepcopy(FRAME), tmp_path / "manifest.json")
+    if match.startswith("input"):  # on write too: a record changed after reading is checked when rebuilt
+        with pytest.raises(ManifestError, match=match):
+            InputSpec(**{**vars(good.input), **{k: v for k, v in data["input"].items() if k.startswith("frame")}})

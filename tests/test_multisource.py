@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from bench_fixtures import PALETTE, H, W, make_threshold_bundle, reference_labels, write_video
 
+from edgeseg.errors import EdgesegError
 from edgeseg.runtime.load import load_runner
 from edgeseg.runtime.overlay import load_label_png
 from edgeseg.runtime.pipeline import StreamPipeline
+from edgeseg.runtime.runner import TensorSpec
 from edgeseg.runtime.sinks import FrameSink
 from edgeseg.runtime.sources import CaptureSource, Frame, FrameSource
 
@@ -108,6 +110,65 @@ def test_two_sources_run_batched_in_order_per_source(tmp_path, batch):
     assert (b["source"], b["sink"], b["frames_in"], b["frames_out"]) == ("b", "b", 6, 6)
     assert a["missed_steps"] == b["missed_steps"] == 0 and a["glass_to_glass_ms"]["count"] == 9
     assert set(b["glass_to_glass_ms"]) == {"mean", "p50", "p95", "p99", "count"}
+
+
+class FrameGraphRunner:
+    """A stand-in for a --frame-size bundle taking batches of ``batch`` H×W frames: labels at the frame's size
+    (the threshold, no host mapping needed) and an overlay (each frame's channels reversed); records the feeds."""
+
+    name, last_stages_ms = "frame-graph", {}
+
+    def __init__(self, batch: int):
+        self.batch, self.feeds = batch, []
+
+    def inputs(self):
+        return [TensorSpec("image", "uint8", (self.batch, H, W, 3))]
+
+    def infer(self, feed, check=True):
+        image = feed["image"]
+        self.feeds.append(image.copy())
+        return {"labels": (image[..., 0] > 127).astype(np.uint8), "overlay": image[..., ::-1].copy()}
+
+
+class GraphPictures(FrameSink):
+    """Records what reaches the sink from a frame-size graph: labels and the graph's overlay, checked per frame."""
+
+    def __init__(self, name: str):
+        super().__init__(name, PALETTE)
+        self.seen: list[tuple[int, int]] = []
+
+    def _write(self, frame, labels, overlay=None):
+        assert overlay is not None and not overlay.bgr  # the graph's own picture, no host blend
+        np.testing.assert_array_equal(overlay.image, frame.image[..., ::-1])  # drawn over this very frame
+        np.testing.assert_array_equal(labels, frame.image[..., 0] > 127)  # as the graph returned them
+        self.seen.append(read_marker(labels))
+
+
+def test_a_frame_size_bundle_takes_several_sources_untouched_and_returns_each_its_own(tmp_path):
+    runner = FrameGraphRunner(2)
+    sinks = [GraphPictures("a"), GraphPictures("b")]
+    summary = StreamPipeline(runner, [Frames("a", 0, 5), Frames("b", 1, 3)], sinks, frame_in_graph=True).run()
+    assert [i for i, _ in sinks[0].seen] == list(range(5)) and [i for i, _ in sinks[1].seen] == list(range(3))
+    assert {s for _, s in sinks[0].seen} == {0} and {s for _, s in sinks[1].seen} == {1}  # each slot its own
+    assert summary["frames_out"] == 8 and len(runner.feeds) == 5
+    np.testing.assert_array_equal(runner.feeds[0][0], marker_image(0, 0))  # fed untouched, in batch order
+    np.testing.assert_array_equal(runner.feeds[0][1], marker_image(0, 1))
+
+
+class Taller(FrameSource):
+    """One frame two rows taller than the bundle's frame size."""
+
+    def __iter__(self):
+        yield Frame(0, np.zeros((H + 2, W, 3), np.uint8), "0")
+
+
+def test_a_frame_size_bundle_refuses_a_source_of_another_size_in_one_line():
+    runner = FrameGraphRunner(2)
+    pipeline = StreamPipeline(runner, [Frames("a", 0, 2), Taller("tall")], [GraphPictures("a"), GraphPictures("b")],
+                              frame_in_graph=True)
+    with pytest.raises(EdgesegError, match=f"{H + 2}x{W} frame reached a bundle exported for {H}x{W}") as err:
+        pipeline.run()
+    assert "\n" not in str(err.value) and not runner.feeds  # never resized on the host and run
 
 
 class PacedCapture:

@@ -67,7 +67,8 @@ def main(args: argparse.Namespace) -> int:
         from edgeseg.runtime.bundle import open_bundle
 
         bundle = open_bundle(args.bundle)
-        images = np.stack(load_calibration_set(args.calib_data, bundle.input_size, mode=bundle.resize_mode).images)
+        images = np.stack(load_calibration_set(args.calib_data, bundle.feed_size, mode=bundle.host_resize,
+                                                bgr=bundle.frame_bgr).images)
     result = build_engine(args.bundle, options, calibration_images=images)
     layers = result["layers"]
     print(json.dumps({"engine": result["engine"], "tensorrt": result["entry"]["tensorrt"],

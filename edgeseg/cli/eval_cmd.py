@@ -83,17 +83,20 @@ def _evaluate_runner(args, source):
     if args.input_size is not None or args.resize is not None:
         raise EdgesegError("--input-size and --resize are for checkpoints: a bundle is scored at its deploy size, "
                            "fitted as its manifest says")
+    where, bgr = "deploy size", False
     if is_bundle(path):
         bundle = open_bundle(path)
-        classes, name, mode = bundle.model.classes, bundle.model.name, bundle.resize_mode
+        classes, name, mode, bgr = bundle.model.classes, bundle.model.name, bundle.host_resize, bundle.frame_bgr
+        if bundle.frame_size is not None:
+            where = f"frame size, placed in the graph by {bundle.resize_mode};"
         if len(classes) != source.num_classes:
             raise EdgesegError(f"{path} predicts {len(classes)} classes, {args.data} has {source.num_classes}")
     runner = load_runner(path, args.backend, precision=args.precision, threads=args.threads)
     with runner:
         cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=args.max_images,
-                             boundary=args.boundary, progress=True, mode=mode)
+                             boundary=args.boundary, progress=True, mode=mode, bgr=bgr)
         h, w = image_geometry(runner.name, runner.inputs())[1]
-    return cm, classes, name, runner.backend, f"{h}x{w} deploy size ({mode}), labels mapped back to each image"
+    return cm, classes, name, runner.backend, f"{h}x{w} {where} ({mode}), labels mapped back to each image"
 
 
 def main(args: argparse.Namespace) -> int:

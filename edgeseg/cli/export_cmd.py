@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgeseg.cli.args import fraction, input_size, positive_int, positive_number
+from edgeseg.cli.args import fraction, input_size, number, positive_int, positive_number
 from edgeseg.cli.variants import add_calibration_arguments, calibration_options, variants_table
 from edgeseg.data.geometry import DEFAULT_RESIZE, RESIZE_MODES
+from edgeseg.runtime.bundle import ARGMAX_AT
+from edgeseg.runtime.manifest import FRAME_FORMATS
+from edgeseg.runtime.overlay import DEFAULT_ALPHA
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how frames of another size or aspect are fitted to the deploy size, by calibration, "
                              "eval, bench and run alike: stretch (default), letterbox (pad) or crop (centre)")
     parser.add_argument("--opset", type=positive_int, default=18, help="ONNX opset (default 18)")
-    parser.add_argument("--outputs", default="labels", help="comma list of labels, logits, probs (default labels)")
+    parser.add_argument("--outputs", default="labels",
+                        help="comma list of labels, logits, probs, overlay (palette blended over the frame, in the "
+                             "graph), color (the palette image) (default labels)")
     parser.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
     parser.add_argument("--simplify", choices=("onnxsim", "onnxslim", "none"), default="onnxsim")
     parser.add_argument("--num-classes", type=positive_int, help="classes for --model (default 19)")
@@ -33,8 +38,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="minimum ONNX Runtime vs torch label agreement (default 0.999)")
     parser.add_argument("--max-attention-mb", type=positive_number, default=1024.0, metavar="MB",
                         help="refuse deploy sizes whose (H·W)² attention matrix (danet) exceeds this (default 1024)")
+    add_frame_arguments(parser)
     add_crf_arguments(parser)
     add_calibration_arguments(parser)
+
+
+def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pixel work in the graph (the camera loop's host does no resize or blend)")
+    group.add_argument("--frame-size", type=input_size, metavar="HxW",
+                       help="the graph takes camera frames of this size (uint8 N×H×W×3) and maps them to the deploy "
+                            "size itself (--resize: same placement as on the host; bilinear, not antialiased); "
+                            "labels and pictures come back at this size")
+    group.add_argument("--frame-format", choices=FRAME_FORMATS, default="rgb",
+                       help="the frames' channel order (bgr: OpenCV's and GStreamer's, no host conversion; "
+                            "needs --frame-size)")
+    group.add_argument("--overlay-alpha", type=number(0, 1), default=DEFAULT_ALPHA, metavar="A",
+                       help=f"the palette colour's weight in the overlay output (default {DEFAULT_ALPHA})")
+    group.add_argument("--argmax-at", choices=ARGMAX_AT, default="output",
+                       help="logits: ArgMax at the logits' own resolution and a nearest upsample of the labels "
+                            "(cheap; labels only), instead of upsampling every class and then ArgMax (default "
+                            "output); its agreement with the full path is recorded in verify.json")
+    group.add_argument("--min-argmax-agreement", type=fraction, default=0.9,
+                       help="--argmax-at logits: refuse below this agreement with the full-resolution ArgMax "
+                            "(default 0.9; --min-agreement stays the ONNX Runtime vs torch check)")
 
 
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +93,9 @@ def main(args: argparse.Namespace) -> int:
                             opset=args.opset, outputs=outputs, exporter=args.exporter, simplify=args.simplify,
                             min_agreement=args.min_agreement, data=args.data, num_classes=args.num_classes,
                             crf=crf_params(args) if args.crf else None, max_attention_mb=args.max_attention_mb,
-                            resize=args.resize)
+                            resize=args.resize, frame_size=args.frame_size, frame_format=args.frame_format,
+                            overlay_alpha=args.overlay_alpha, argmax_at=args.argmax_at,
+                            min_argmax_agreement=args.min_argmax_agreement)
     bundle = export_with_variants(args.out, model_name=args.model, checkpoint=args.checkpoint, options=options,
                                   calibration=calibration)
     m = bundle.manifest

@@ -163,8 +163,12 @@ def main(args: argparse.Namespace) -> int:
         raise EdgesegError("--depth pairs depth maps with one image folder source; give one --source")
     if args.crf and bundle.takes_depth:
         raise EdgesegError("--crf takes RGB models; this bundle is RGB-D")
+    frame_bgr = bundle.frame_bgr
+    # a --frame-format bgr bundle takes OpenCV's frames as they come (no colour conversion on the host)
+    source_options = {"bgr": True} if frame_bgr else {}
     with ExitStack() as stack:
-        sources = [stack.enter_context(open_source(spec, depth_dir=args.depth)) for spec in args.source]
+        sources = [stack.enter_context(open_source(spec, depth_dir=args.depth, **source_options))
+                   for spec in args.source]
         inputs = [p for p in (*args.source, args.depth) if p and os.path.exists(p)]
         sinks = [open_sink(spec, palette, source.fps, inputs=inputs, overwrite=args.overwrite,
                            title=f"edgeseg: {source.name}" if several else "edgeseg")
@@ -181,7 +185,8 @@ def main(args: argparse.Namespace) -> int:
         for sink in sinks:
             stack.enter_context(sink)
         pipeline = StreamPipeline(runner, sources, sinks, streams=args.streams, max_frames=args.max_frames,
-                                  status=status, mode=bundle.resize_mode, live=args.live)
+                                  status=status, mode=bundle.resize_mode, live=args.live,
+                                  frame_in_graph=bundle.frame_size is not None, frame_bgr=frame_bgr)
         try:
             summary = pipeline.run()
         finally:

@@ -8,6 +8,12 @@ geometry it runs on:
 ``stretch``    resize to the deploy size, ignoring the aspect ratio (the default: every pixel is segmented)
 ``letterbox``  scale to fit inside, keeping the aspect ratio, and pad the rest with black
 ``crop``       scale to cover, keeping the aspect ratio, and cut the centre (labels outside it are ignored)
+
+A bundle exported with ``--frame-size`` does this placement inside its graph (same :func:`placement`, see
+:mod:`edgeseg.models.frame_graph`): it takes frames of the camera's size untouched and returns labels at that
+size. Host code that has images of another size (a dataset, a calibration folder) stands them in for camera
+frames by stretching them to the frame size (:func:`host_resize`): a dataset of the camera's aspect ratio is
+then only scaled, and the graph applies the bundle's placement exactly as it will on the camera.
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ from edgeseg.errors import EdgesegError
 RESIZE_MODES = ("stretch", "letterbox", "crop")
 DEFAULT_RESIZE = "stretch"
 MAX_SIDE = 8192  # the largest image side any command takes (an 8K frame); more is a typo, not a camera
+
+
+def host_resize(mode: str, frame_in_graph: bool) -> str:
+    """How host code fits an image of another size to what the graph takes: the bundle's ``mode``, or, for a
+    graph that takes the camera frame and places it itself, ``stretch`` to the frame size (the placement must
+    not be applied twice)."""
+    return "stretch" if frame_in_graph else mode
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -119,7 +119,7 @@ class ACNet(SegmentationModel):
             y = up(y)
             deep.append(y)
             y = resize_to(y, skip.shape[-2:]) + agant(skip)
-        logits = resize_to(self.final_deconv(self.final(y)), x.shape[-2:])
+        logits = self.to_input_size(self.final_deconv(self.final(y)), x)
         return logits, deep
 
 

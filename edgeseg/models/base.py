@@ -20,6 +20,7 @@ class SegmentationModel(nn.Module):
     num_classes: int
     aux_weight: float = 1.0  # loss weight of each aux head, as the model's paper trains it
     in_channels: int = 3  # channels of the normalised input: 3 (RGB), or 4 (RGB + depth) for RGB-D models
+    native_logits: bool = False  # set by edgeseg.models.deploy.native_logits: skip the final upsample
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
@@ -30,6 +31,14 @@ class SegmentationModel(nn.Module):
 
     def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         raise NotImplementedError
+
+    def to_input_size(self, logits: torch.Tensor, x: torch.Tensor, align_corners: bool | None = False) -> torch.Tensor:
+        """The final upsample of the logits to the input's size, which every model ends with; skipped (the logits
+        returned at their own resolution) while :attr:`native_logits` is set, so a deploy graph can take the
+        ArgMax there and upsample the labels instead (``edgeseg export --argmax-at logits``)."""
+        if self.native_logits and not self.training:
+            return logits
+        return resize_to(logits, x.shape[-2:], align_corners=align_corners)
 
     def forward(self, x: torch.Tensor):
         logits, aux_features = self.forward_logits(x)

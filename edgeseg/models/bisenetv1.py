@@ -122,8 +122,8 @@ class BiSeNetV1(SegmentationModel):
         context16 = self.refine32(resize_to(context, c16.shape[-2:], mode, corners))
         context = self.arm16(c16) + context16
         context8 = self.refine16(resize_to(context, spatial.shape[-2:], mode, corners))
-        logits = resize_to(self.head(self.ffm(spatial, context8)), x.shape[-2:],
-                           align_corners=self.variant != "coincheung")
+        logits = self.to_input_size(self.head(self.ffm(spatial, context8)), x,
+                                    align_corners=self.variant != "coincheung")
         return logits, [context16, context8]
 
 

@@ -165,7 +165,7 @@ class BiSeNetV2(SegmentationModel):
     def forward_logits(self, x):
         semantic, boosters = self.semantic(x)
         fused = self.aggregation(self.detail(x), semantic)
-        return resize_to(self.head(fused), x.shape[-2:]), boosters
+        return self.to_input_size(self.head(fused), x), boosters
 
 
 @register_model(paper=PAPER, input_size=(512, 1024), family="bisenet", realtime=True,

@@ -7,7 +7,7 @@ from torch import nn
 
 from edgeseg.models.backbones.resnet import ResNet
 from edgeseg.models.base import SegmentationModel
-from edgeseg.models.layers import ConvBNAct, resize_to
+from edgeseg.models.layers import ConvBNAct
 from edgeseg.models.layers.attention import ChannelAttention, PositionAttention, position_attention_bytes
 from edgeseg.models.registry import register_model
 
@@ -48,7 +48,7 @@ class DANet(SegmentationModel):
         c4 = self.backbone(x)[-1]
         sa = self.pam_out(self.pam(self.pam_in(c4)))
         sc = self.cam_out(self.cam(self.cam_in(c4)))
-        return resize_to(self.cls(sa + sc), x.shape[-2:], align_corners=self.align_corners), [sa, sc]
+        return self.to_input_size(self.cls(sa + sc), x, align_corners=self.align_corners), [sa, sc]
 
 
 def _attention_bytes(size: tuple[int, int], batch: int = 1) -> int:

@@ -9,7 +9,6 @@ from torch import nn
 from edgeseg.models.backbones.resnet import ResNet
 from edgeseg.models.backbones.vgg import VGG16
 from edgeseg.models.base import SegmentationModel
-from edgeseg.models.layers.ops import resize_to
 from edgeseg.models.registry import register_model
 
 PAPER_V1 = ("Chen et al., Semantic Image Segmentation with Deep Convolutional Nets and Fully Connected CRFs, "
@@ -49,7 +48,7 @@ class DeepLabV1(SegmentationModel):
         h = self.pool5a(self.backbone(x)[-1])
         h = self.drop(self.relu(self.fc6(h)))
         h = self.drop(self.relu(self.fc7(h)))
-        return resize_to(self.fc8(h), x.shape[-2:], align_corners=True), []
+        return self.to_input_size(self.fc8(h), x, align_corners=True), []
 
 
 class ClassScoreASPP(nn.Module):
@@ -91,7 +90,7 @@ class DeepLabV2(SegmentationModel):
 
     def forward_logits(self, x: torch.Tensor):
         c4 = self.backbone(x)[-1]
-        return resize_to(self.aspp(c4), x.shape[-2:], align_corners=True), []
+        return self.to_input_size(self.aspp(c4), x, align_corners=True), []
 
 
 @register_model(paper=PAPER_V1, input_size=(512, 1024), family="deeplab", size_divisor=8,

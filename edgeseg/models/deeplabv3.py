@@ -45,7 +45,7 @@ class DeepLabV3(SegmentationModel):
 
     def forward_logits(self, x: torch.Tensor):
         c4 = self.backbone(x)[-1]
-        return resize_to(self.cls(self.head(self.aspp(c4))), x.shape[-2:]), []
+        return self.to_input_size(self.cls(self.head(self.aspp(c4))), x), []
 
 
 def _encoder(backbone: str, output_stride: int) -> tuple[nn.Module, int, int]:
@@ -90,7 +90,7 @@ class DeepLabV3Plus(SegmentationModel):
         features = self.backbone(x)
         low, high = self.low_level(features[0]), features[-1]
         y = torch.cat([resize_to(self.aspp(high), low.shape[-2:]), low], dim=1)
-        return resize_to(self.cls(self.decoder(y)), x.shape[-2:]), []
+        return self.to_input_size(self.cls(self.decoder(y)), x), []
 
 
 @register_model(paper=PAPER_V3, input_size=(512, 1024), family="deeplab", size_divisor=16,

@@ -123,7 +123,7 @@ class DFANet(SegmentationModel):
         logits = self.low_cls(self.low_fuse(low))
         for cls, top in zip(self.high_cls, (top1, top2, top3)):
             logits = logits + resize_to(cls(top), size)
-        return resize_to(logits, x.shape[-2:]), []
+        return self.to_input_size(logits, x), []
 
 
 @register_model(paper=PAPER, size_divisor=64, input_size=(1024, 1024), family="dfanet", realtime=True,

@@ -7,7 +7,6 @@ from torch import nn
 
 from edgeseg.models.backbones.vgg import VGG16
 from edgeseg.models.base import SegmentationModel
-from edgeseg.models.layers.ops import resize_to
 from edgeseg.models.registry import register_model
 
 PAPER = "Yu & Koltun, Multi-Scale Context Aggregation by Dilated Convolutions, ICLR 2016"
@@ -101,7 +100,7 @@ class DilatedContextNet(SegmentationModel):
         h = self.backbone(x)[-1]
         h = self.drop(self.relu(self.fc6(h)))
         h = self.drop(self.relu(self.fc7(h)))
-        return resize_to(self.context(self.final(h)), x.shape[-2:]), []
+        return self.to_input_size(self.context(self.final(h)), x), []
 
 
 @register_model(paper=PAPER, input_size=(512, 1024), family="dilated_context", size_divisor=8,

@@ -99,7 +99,7 @@ class DUNet(SegmentationModel):
         c1, _, _, c4 = self.backbone(x)
         low = resize_to(self.low_level(c1), c4.shape[-2:])
         y = self.dupsample(self.fuse(torch.cat([c4, low], dim=1)))
-        return resize_to(y, x.shape[-2:]) / self.temperature, []
+        return self.to_input_size(y, x) / self.temperature, []
 
     def prepare_training(self, labels: torch.Tensor, ignore_index: int = 255) -> None:
         """Fit the reconstruction matrix on ``(N, H, W)`` training labels (cropped to multiples of ``r``)."""

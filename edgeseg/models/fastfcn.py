@@ -68,7 +68,7 @@ class FastFCN(SegmentationModel):
     def forward_logits(self, x: torch.Tensor):
         _, c2, c3, c4 = self.backbone(x)
         logits = self.head(self.jpu(c2, c3, c4))
-        return resize_to(logits, x.shape[-2:], align_corners=True), [c3]
+        return self.to_input_size(logits, x, align_corners=True), [c3]
 
 
 @register_model(paper=PAPER, input_size=(512, 1024), family="fastfcn")

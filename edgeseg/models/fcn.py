@@ -7,7 +7,6 @@ from torch import nn
 
 from edgeseg.models.backbones.vgg import VGG16
 from edgeseg.models.base import SegmentationModel
-from edgeseg.models.layers.ops import resize_to
 from edgeseg.models.layers.upsample import LearnedUpsample
 from edgeseg.models.registry import register_model
 
@@ -53,7 +52,7 @@ class FCN(SegmentationModel):
             score = self.upscore2(score, pool4.shape[-2:]) + self.score_pool4(pool4)
         if self.stride == 8:
             score = self.upscore_pool4(score, pool3.shape[-2:]) + self.score_pool3(pool3)
-        return resize_to(score, x.shape[-2:]), []
+        return self.to_input_size(score, x), []
 
 
 @register_model(paper=PAPER, input_size=(512, 1024), family="fcn", reference_params=134e6,

@@ -130,7 +130,7 @@ class LEDNet(SegmentationModel):
 
     def forward_logits(self, x):
         logits = self.decoder(self.encoder(x))
-        return resize_to(logits, x.shape[-2:], align_corners=True), []
+        return self.to_input_size(logits, x, align_corners=True), []
 
 
 @register_model(paper=PAPER, size_divisor=8, input_size=(512, 1024), family="lednet", realtime=True,

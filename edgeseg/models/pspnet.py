@@ -7,7 +7,7 @@ from torch import nn
 
 from edgeseg.models.backbones.resnet import ResNet
 from edgeseg.models.base import SegmentationModel
-from edgeseg.models.layers import ConvBNAct, PyramidPooling, SegHead, resize_to
+from edgeseg.models.layers import ConvBNAct, PyramidPooling, SegHead
 from edgeseg.models.registry import register_model
 
 PAPER = "Zhao et al., Pyramid Scene Parsing Network, CVPR 2017"
@@ -46,7 +46,7 @@ class PSPNet(SegmentationModel):
     def forward_logits(self, x: torch.Tensor):
         _, _, c3, c4 = self.backbone(x)
         logits = self.cls(self.drop(self.bottleneck(self.ppm(c4))))
-        return resize_to(logits, x.shape[-2:], align_corners=True), [c3]
+        return self.to_input_size(logits, x, align_corners=True), [c3]
 
 
 @register_model(paper=PAPER, input_size=(512, 1024), family="pspnet", size_divisor=8)

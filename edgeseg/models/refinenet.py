@@ -112,7 +112,7 @@ class RefineNet(SegmentationModel):
         y = self.refine3(self.drop(l3), y)
         y = self.refine2(l2, y)
         y = self.refine1(l1, y)
-        return resize_to(self.head(y), x.shape[-2:]), []
+        return self.to_input_size(self.head(y), x), []
 
 
 @register_model(paper=PAPER, input_size=(512, 1024), family="refinenet", reference_params=118.05e6,
