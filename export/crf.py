@@ -52,7 +52,8 @@ def _verify_standalone(proto, graph: CRFGraph, deploy: DeployModel, batch: int, 
     image = np.repeat(np.repeat(coarse, 16, axis=1), 16, axis=2)[:, : size[0], : size[1]]
     image = np.ascontiguousarray(image)
     with torch.no_grad():
-        logits = deploy.model(((torch.from_numpy(image).float() - deploy.mean) * deploy.inv_std).permute(0, 3, 1, 2))
+        pixels = torch.from_numpy(image).permute(0, 3, 1, 2).float()
+        logits = deploy.model((pixels - deploy.mean) * deploy.inv_std)
         want = graph(logits, torch.from_numpy(image)).numpy()
     got = session.run(["labels"], {LOGITS: logits.numpy(), INPUT_NAME: image})[0]
     return float(np.mean(got == want))

@@ -94,7 +94,8 @@ def test_throughput_with_several_in_flight_counts_every_frame(tmp_path):
 def test_bench_cli_writes_the_three_reports(tiny, tmp_path, cli):
     bundle, spec, images = tiny
     out = tmp_path / "report"
-    r = cli("bench", str(bundle), "--data", spec, "--iters", "4", "--warmup", "1", "--report", str(out))
+    r = cli("bench", str(bundle), "--backend", "onnxruntime", "--data", spec, "--iters", "4", "--warmup", "1",
+            "--report", str(out))
     assert r.returncode == 0, r.stderr
     assert "tiny fp32 onnxruntime" in r.stdout and "report.html" in r.stdout
     report = read_report(out)
@@ -137,7 +138,8 @@ def test_an_fp16_row_computed_in_f32_says_so_in_its_label():
 
 def test_bench_cli_without_data_measures_speed_only(tiny, tmp_path, cli):
     bundle, _, _ = tiny
-    r = cli("bench", str(bundle / "model.onnx"), "--iters", "3", "--warmup", "0", "--report", str(tmp_path / "r"))
+    r = cli("bench", str(bundle / "model.onnx"), "--backend", "onnxruntime", "--iters", "3", "--warmup", "0",
+            "--report", str(tmp_path / "r"))
     assert r.returncode == 0, r.stderr
     report = read_report(tmp_path / "r")
     (row,) = report["rows"]

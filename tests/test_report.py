@@ -157,8 +157,8 @@ def test_merge_two_runs(tmp_path, cli):
     bundle = make_threshold_bundle(tmp_path / "bundle")
     spec, _ = make_threshold_data(tmp_path / "data")
     for name in ("jetson", "desktop"):
-        r = cli("bench", str(bundle), "--data", spec, "--iters", "2", "--warmup", "0", "--report",
-                str(tmp_path / name))
+        r = cli("bench", str(bundle), "--backend", "onnxruntime", "--data", spec, "--iters", "2", "--warmup", "0",
+                "--report", str(tmp_path / name))
         assert r.returncode == 0, r.stderr
     r = cli("report", str(tmp_path / "jetson"), str(tmp_path / "desktop"), "--out", str(tmp_path / "merged"))
     assert r.returncode == 0, r.stderr
