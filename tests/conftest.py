@@ -85,6 +85,20 @@ def small_size(name: str) -> tuple[int, int]:
     return (max(64, d), max(128, 2 * d))
 
 
+# Classic models whose registry-wide export (100M+ parameters: export, onnxsim, verification, checkpoint) takes
+# 15-30 s each on 2 cores: together over two minutes of the default run's six. They are marked heavy (CI runs
+# them in a second step, `python -m pytest -m heavy`); ACNet stays (the RGB-D tests share its bundle).
+HEAVY_EXPORTS = ("deeplabv2", "deeplabv3", "deeplabv3plus", "dilated_context", "danet", "fastfcn", "fcn8s",
+                 "fcn16s", "fcn32s", "pspnet", "refinenet")
+
+
+def registry_param(name: str):
+    """``name`` as a parameter of a registry-wide test that exports it: grouped with the other tests of its
+    bundle, and heavy for the big classic models."""
+    marks = [bundle_group(name)] + ([pytest.mark.heavy] if name in HEAVY_EXPORTS else [])
+    return pytest.param(name, marks=marks)
+
+
 def bundle_group(name: str) -> pytest.MarkDecorator:
     """Mark a test that uses ``registry_bundle(name)``: with ``--dist loadgroup`` (the default run) every such test
     runs on one xdist worker, which then exports ``name`` once for all of them."""

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-from conftest import bundle_group, small_size
+from conftest import bundle_group, registry_param, small_size
 
 from edgeseg.errors import EdgesegError
 from edgeseg.export.lint import lint_model, load_onnx
@@ -17,7 +17,7 @@ from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.load import load_runner
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=bundle_group(n)) for n in list_models()])
+@pytest.mark.parametrize("name", [registry_param(n) for n in list_models()])
 def test_every_model_exports_simplifies_lints_and_verifies(registry_bundle, name):
     """Each model's shared bundle (tests/conftest.py: exported once, also checked by test_model_contract.py and,
     for ACNet, test_rgbd.py)."""
@@ -90,7 +90,7 @@ def test_openvino_keeps_the_runner_contract_and_agrees_with_onnxruntime(registry
 
 
 def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
-    bundle = export_bundle(tmp_path / "d", model_name="dfanet_b",
+    bundle = export_bundle(tmp_path / "d", model_name="lednet",  # channel shuffle: reshapes that carry the batch
                            options=ExportOptions(input_size=(64, 128), num_classes=3, dynamic_batch=True))
     verify = json.loads(bundle.path("verify.json").read_text())
     assert verify["batch_sizes"] == [1, 2]
