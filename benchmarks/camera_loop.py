@@ -78,7 +78,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "camera_loop.json"
 FRAMES = {"720p": (720, 1280), "1080p": (1080, 1920)}
 ARGMAX_AT = {"host": None, "graph": "output", "graph-logits": "logits"}  # pixel-work paths
-TARGET_MS = 5.0  # issue 19: host work per 1080p frame beyond decode, with in-graph pre/post
+TARGET_MS = 5.0  # the target: host work per 1080p frame beyond decode, with in-graph pre/post
 
 
 def scenes(size: tuple[int, int], count: int = 4) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Pixel work inside the deploy graph (issue 19 items 1-3): frames in at camera size, labels back at frame size,
+"""Pixel work inside the deploy graph: frames in at camera size, labels back at frame size,
 overlay / color drawn by the graph, and the ArgMax at the logits' resolution. The graph's geometry is checked
 against the host's (edgeseg.data.geometry), the overlay against a numpy reference of palette + blend, and an
 exported bundle runs `edgeseg run` with no host resize or blend."""
