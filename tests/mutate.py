@@ -7,6 +7,7 @@ the promise, and restores the file. A mutation that no test catches is a test th
     python tests/mutate.py -k sink      # those whose id contains "sink"
     python tests/mutate.py --list       # ids and the tests each runs
     python tests/mutate.py --markdown   # the table of tests/mutations.md
+    python tests/mutate.py --shard 1/2  # every other mutation (run 2/2 in a second checkout)
 
 Not collected by pytest (no ``test_`` prefix); it runs pytest itself, one mutation at a time.
 """
@@ -57,8 +58,13 @@ def main() -> int:
     parser.add_argument("-k", default="", help="only mutations whose id contains this")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--markdown", action="store_true", help="print the mutations as a Markdown table and exit")
+    parser.add_argument("--shard", default="1/1", metavar="K/N",
+                        help="run every N-th mutation from the K-th (two checkouts, one shard each: twice as fast)")
     args = parser.parse_args()
+    k, n = (int(v) for v in args.shard.split("/"))
     chosen = [m for m in load_mutations() if args.k in m["id"]]
+    if not args.markdown:
+        chosen = chosen[k - 1::n]
     if args.markdown:
         print("| id | promise | file | tests that fail |\n|---|---|---|---|")
         for m in chosen:
