@@ -174,6 +174,15 @@ def test_cpu_target_uses_uint8_activations(cpu_int8_bundle):
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     dtypes = {inits[n.input[2]].dtype for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert np.dtype(np.uint8) in dtypes
+    producers = {o: n for n in model.graph.node for o in n.output}
+    convs = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in producers
+             and producers[n.input[1]].op_type == "DequantizeLinear"]
+    assert convs
+    for conv in convs:  # weights per output channel: one scale per filter, on axis 0
+        dq = producers[conv.input[1]]
+        weight = dq.input[0] if dq.input[0] in inits else producers[dq.input[0]].input[0]
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        assert inits[dq.input[1]].size == inits[weight].shape[0] and axis == 0, conv.name
     assert not (cpu_int8_bundle / "calib.cache").exists()  # the TensorRT cache is for the TensorRT target
 
 

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -107,8 +108,8 @@ def test_dynamic_batch_verifies_two_batch_sizes(tmp_path):
 
 def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli_here):
     cli = cli_here
-    model = create("lednet", num_classes=8)
-    ckpt = save_checkpoint(tmp_path / "l.pt", model, name="lednet")
+    # trained on the synthetic scenes: its labels follow the picture, so a frame fitted another way scores otherwise
+    ckpt = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "lednet.pt"
     r = cli("export", "--checkpoint", str(ckpt), "--input-size", "96x256", "--resize", "letterbox",
             "--out", str(tmp_path / "b"), "--data", "synthetic")
     assert r.returncode == 0, r.stderr
