@@ -115,6 +115,22 @@ def _from_video(path: Path, size, count: int | None, every: int, mode: str) -> C
     return CalibrationSet(images, f"{path} (every {every} frames)", skipped)
 
 
+def check_calibration_source(spec: str) -> None:
+    """Refuse, before minutes of export, a calibration source that cannot give a single image: a missing path,
+    a file that is no video, a folder without images (the same one-line errors :func:`load_calibration_set`
+    gives; a data spec is checked when it is opened)."""
+    if is_data_spec(spec):
+        return
+    path = Path(spec)
+    if path.is_dir():
+        if next((p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), None) is None:
+            raise EdgesegError(f"calibration: no .jpg/.png/.bmp images under {path}")
+    elif path.exists() and not (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES):
+        raise EdgesegError(f"calibration: {path} is neither an image folder nor a video ({', '.join(VIDEO_SUFFIXES)})")
+    elif not path.exists():
+        raise EdgesegError(f"calibration source {spec!r} not found (a data spec, an image folder or a video file)")
+
+
 def load_calibration_set(spec: str, size: tuple[int, int], *, count: int | None = None, seed: int = 0,
                          every: int = 10, split: str = "train", depth: bool = False,
                          depth_dir: str | Path | None = None, mode: str = DEFAULT_RESIZE,

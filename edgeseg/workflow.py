@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from edgeseg.calibration.pipeline import CalibrationOptions, calibrate_bundle
+from edgeseg.calibration.readers import check_calibration_source
 from edgeseg.errors import EdgesegError
 from edgeseg.export.pipeline import ExportOptions, export_bundle
 from edgeseg.runtime.bundle import Bundle
@@ -19,6 +20,8 @@ def export_with_variants(out: str | os.PathLike, *, model_name: str | None = Non
     bundle replaces ``out``: it appears whole, variants included, or not at all."""
     if calibration is not None and calibration.int8 and not calibration.calib_data:
         raise EdgesegError("--int8 needs --calib-data (a data spec, an image folder or a video)")
+    if calibration is not None and calibration.calib_data:
+        check_calibration_source(calibration.calib_data)  # before the export, not after it
 
     def add_variants(folder: Path) -> None:
         assert calibration is not None

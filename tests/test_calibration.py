@@ -212,10 +212,16 @@ def test_openvino_runs_every_variant_like_onnxruntime(int8_bundle, cpu_int8_bund
                 assert ov.compute == "f32"
 
 
-def test_bad_calibration_source_from_the_cli(tmp_path, cli_here):
+def test_bad_calibration_source_from_the_cli(tmp_path, cli_here, monkeypatch):
     cli = cli_here
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported before the calibration source was checked")
+
+    monkeypatch.setattr("edgeseg.workflow.export_bundle", no_export)  # refused before minutes of export
     (tmp_path / "empty").mkdir()
-    for spec in (str(tmp_path / "empty"), str(tmp_path / "missing")):
+    (tmp_path / "notes.txt").write_text("not a video")
+    for spec in (str(tmp_path / "empty"), str(tmp_path / "missing"), str(tmp_path / "notes.txt")):
         out = tmp_path / "out"
         r = cli("export", "--model", "lednet", "--input-size", "64x64", "--int8", "--calib-data", spec,
                 "--out", str(out))
