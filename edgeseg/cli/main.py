@@ -35,6 +35,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("edgeseg.cli.report_cmd", "merge bench reports from several machines into one"),
     "build": ("edgeseg.cli.build_cmd", "build a TensorRT engine from a bundle (fp16, int8 Q/DQ, DLA) into the bundle"),
     "run": ("edgeseg.cli.run_cmd", "segment a video, camera or image stream: overlay video, label PNGs, window"),
+    "deploy": ("edgeseg.cli.deploy_cmd", "hand a bundle to DeepStream (nvinfer config) or Triton (model repository)"),
+    "serve": ("edgeseg.cli.serve_cmd", "serve a bundle behind a local Triton server (HTTP, gRPC, dynamic batching)"),
 }
 
 

@@ -1,0 +1,15 @@
+"""Placeholder for ``edgeseg deploy deepstream`` (being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeseg.errors import EdgesegError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle")
+
+
+def main(args: argparse.Namespace) -> int:
+    raise EdgesegError("deploy deepstream is not written yet")
