@@ -17,7 +17,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeseg.cli.args import non_negative_int, positive_int
 from edgeseg.errors import EdgesegError
 from edgeseg.export.triton_config import (
     DEFAULT_MAX_BATCH,
@@ -183,6 +182,26 @@ def _write(folder: Path, bundle, model: TritonModel, source: Path, texts: dict[s
         files = [(str(folder / name), (tmp / name).stat().st_size, what[name])
                  for name in (CONFIG, f"{VERSION}/{model.model_file}", LABELS_FILE, README)]
     return files
+
+
+def _whole(minimum: int):
+    """An argparse type for an integer of at least ``minimum`` (export/ does not import the CLI's own types)."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+positive_int, non_negative_int = _whole(1), _whole(0)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -4,6 +4,8 @@ TensorRT here: nothing claims the plan runs); and the refusals."""
 
 import json
 import re
+import subprocess
+import sys
 
 import onnx
 import pytest
@@ -274,3 +276,11 @@ def test_help_shows_defaults_and_examples(capsys):
     assert "examples: edgeseg deploy triton bundle/ --out models/" in text
     assert "(default: fp32)" in text and "(default: auto)" in text and "(default: 1)" in text
 
+
+
+def test_the_command_module_imports_neither_torch_nor_onnx():
+    """``edgeseg deploy --help`` imports every target's module: those imports stay light."""
+    code = ("import sys, edgeseg.export.triton, edgeseg.export.triton_config, edgeseg.export.triton_readme; "
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
