@@ -105,7 +105,13 @@ def _check_bundle(bundle) -> None:
 
 def _load_variant(bundle, options: DeepStreamOptions):
     """The bundle's fp32 graph, its nvinfer variant, and the variant checked against it (or a refusal)."""
-    from edgeseg.export.deepstream_graph import build_variant, compare_with_bundle, require_agreement, sample_frames
+    from edgeseg.export.deepstream_graph import (
+        batch_sizes,
+        build_variant,
+        compare_with_bundle,
+        require_agreement,
+        sample_frames,
+    )
     from edgeseg.export.lint import lint_model, load_onnx
 
     name = bundle.find("onnx", "fp32")
@@ -118,7 +124,7 @@ def _load_variant(bundle, options: DeepStreamOptions):
         first = lint.errors[0]
         raise EdgesegError(f"TensorRT {options.trt_version} would reject the DeepStream graph: {first.message} "
                            f"({first.node})")
-    frames = sample_frames(max(options.frames, 2), bundle.input_size, options.seed)
+    frames = sample_frames(max(options.frames, *batch_sizes(variant.model)), bundle.input_size, options.seed)
     verification = compare_with_bundle(variant, model, frames)
     require_agreement(verification, options.min_agreement)
     verification["min_agreement"] = options.min_agreement
@@ -142,8 +148,9 @@ def deploy_deepstream(bundle_dir: str | Path, out: str | Path, options: DeepStre
     _check_bundle(bundle)
     batch = _batch(bundle, options.batch)
     labels = labels_text(bundle.model.classes)
+    cache = _bundle_cache(bundle) if options.precision == "int8" else None  # refused before the verification
     source, variant, verification = _load_variant(bundle, options)
-    calibration = _calibration(bundle, variant, options) if options.precision == "int8" else None
+    calibration = _calibration(bundle, variant, options, cache) if cache is not None else None
     slug = _model_slug(bundle.model.name)
     onnx_file, infer_config = f"{slug}_nvinfer.onnx", f"config_infer_primary_{slug}.txt"
     settings = NvinferSettings(model=bundle.model.name, onnx_file=onnx_file, labels_file=LABELS,
@@ -187,11 +194,19 @@ def deploy_deepstream(bundle_dir: str | Path, out: str | Path, options: DeepStre
     return document
 
 
-def _calibration(bundle, variant, options: DeepStreamOptions) -> dict:
-    from edgeseg.export.deepstream_int8 import bundle_cache, cache_text, variant_scales
+def _bundle_cache(bundle) -> tuple[str, Path]:
+    """The bundle's calibration cache (name, path), or the refusal that says how to make one."""
+    from edgeseg.export.deepstream_int8 import bundle_cache
 
-    name, cache = bundle_cache(bundle)
-    scales, dropped = variant_scales(cache, variant)
+    return bundle_cache(bundle)
+
+
+def _calibration(bundle, variant, options: DeepStreamOptions, cache: tuple[str, Path]) -> dict:
+    """The variant's INT8 table (``text``) and what it was made from."""
+    from edgeseg.export.deepstream_int8 import cache_text, variant_scales
+
+    name, path = cache
+    scales, dropped = variant_scales(path, variant)
     if dropped:
         log.info("int8 table: %d scales carried over, %d of tensors the DeepStream graph does not have left out "
                  "(%s)", len(scales) - 1, len(dropped), ", ".join(dropped[:3]) + (", ..." if len(dropped) > 3 else ""))

@@ -222,7 +222,8 @@ def sample_frames(count: int, size: tuple[int, int], seed: int = 0) -> np.ndarra
     return np.stack(frames)
 
 
-def _batch_sizes(model) -> list[int]:
+def batch_sizes(model) -> list[int]:
+    """The batch sizes to check: the graph's static one, or 1 and 2 for a dynamic batch."""
     dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     return [dim.dim_value] if dim.dim_value > 0 else [1, 2]
 
@@ -253,7 +254,7 @@ def compare_with_bundle(variant: Variant, bundle_model, frames: np.ndarray, thre
                                helper.make_tensor_value_info(variant.argmax_input, TensorProto.FLOAT, None)])
     reference, candidate = _session(probe), _session(variant.model)
     agreement, worst_diff, checks = 1.0, 0.0, []
-    for b in _batch_sizes(variant.model):
+    for b in batch_sizes(variant.model):
         for start in range(0, len(frames) - b + 1, b):
             batch = frames[start:start + b]
             labels, scores = reference.run([variant.argmax_output, variant.argmax_input], {INPUT_NAME: batch})
@@ -268,9 +269,9 @@ def compare_with_bundle(variant: Variant, bundle_model, frames: np.ndarray, thre
                            "max_abs_prob_diff": diff})
             agreement, worst_diff = min(agreement, share), max(worst_diff, diff)
     if not checks:
-        raise EdgesegError(f"no verification frames: need at least {max(_batch_sizes(variant.model))}")
+        raise EdgesegError(f"no verification frames: need at least {max(batch_sizes(variant.model))}")
     return {"label_agreement": agreement, "max_abs_prob_diff": worst_diff, "threshold": threshold,
-            "batch_sizes": _batch_sizes(variant.model), "frames": int(len(frames)), "checks": checks}
+            "batch_sizes": batch_sizes(variant.model), "frames": int(len(frames)), "checks": checks}
 
 
 def require_agreement(result: dict, minimum: float) -> None:
