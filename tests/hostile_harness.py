@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeseg.cli.main import main
 
-ERROR_LINE = re.compile(r"^edgeseg( [a-z]+)?: error: ")  # ours, or argparse's (which names the subcommand)
+ERROR_LINE = re.compile(r"^edgeseg( [a-z-]+){0,2}: error: ")  # ours, or argparse's (which names the (sub)command)
 
 
 def snapshot(root: Path) -> dict[str, str]:
