@@ -142,10 +142,10 @@ def test_confusion_matrices_are_drawn_row_normalised_with_class_names(tmp_path):
 
 def _gated_report(budget=1.0):
     quant = {"budget_points": budget} if budget is not None else None
-    rows = [_row("m-fp32-onnxruntime", "fp32", "onnxruntime", 30.4, 0.555803, quantization=quant),
+    rows = [_row("m-fp32-torch", "fp32", "torch", 19.7, 0.5612, quantization=quant),
+            _row("m-fp32-onnxruntime", "fp32", "onnxruntime", 30.4, 0.555803, quantization=quant),
             _row("m-fp16-onnxruntime", "fp16", "onnxruntime", 26.8, 0.555822, quantization=quant),
-            _row("m-int8-onnxruntime", "int8", "onnxruntime", 34.7, 0.555109, quantization=quant),
-            _row("m-fp32-torch", "fp32", "torch", 19.7, 0.5612, quantization=quant)]
+            _row("m-int8-onnxruntime", "int8", "onnxruntime", 34.7, 0.555109, quantization=quant)]
     return build_report(_result(rows), None)
 
 
@@ -397,9 +397,12 @@ def test_the_legend_strip_sits_at_the_bottom_edge_and_names_the_classes():
     assert (band != picture[240 - rgb.shape[0]:]).any()
     for colour in PALETTE:  # few classes: every swatch, in its colour
         assert (band.reshape(-1, 3) == colour).all(axis=1).sum() >= 9, colour
-    many = [f"class {k}" for k in range(20)]
-    present = np.array([[0, 5], [19, 5]], np.uint8)
-    assert LegendStrip(many, [[k, k, k] for k in range(20)]).shown(present) == (0, 5, 19)
+    many = [f"a long class name {k}" for k in range(40)]
+    crowded = LegendStrip(many, [[k, k, k] for k in range(40)])
+    assert crowded.shown(np.array([[0, 5], [39, 5]], np.uint8)) == (0, 5, 39)  # many classes: those present
+    everything = np.arange(40, dtype=np.uint8).reshape(5, 8).repeat(24, axis=0).repeat(20, axis=1)
+    rgb, _ = crowded.render(crowded.shown(everything), 160, 120)
+    assert rgb.shape[0] <= LEGEND_MAX_SHARE * 120  # forty names on a small frame: still only the bottom edge
     np.testing.assert_array_equal(strip.draw(picture[:8, :12], labels[:8, :12]), picture[:8, :12])  # too small
 
 
