@@ -220,7 +220,7 @@ def warm_backend(target: Target, settings: BenchSettings, source: SegmentationSo
     mode = _resize_mode(target)
     with _load(target, settings) as runner:
         batch, size = _batch_and_size(runner, settings.batch)
-        frames = _timing_frames(source, batch, size)
+        frames = _timing_frames(source, max(batch, 4), size)
         measure_latency(runner, frames, batch=batch, size=size, warmup=0, iters=1, mode=mode)
         feed = make_feed(runner.inputs(), frames[:batch], size, _timing_depths(runner, frames[:batch]) or None, mode)
         measure_throughput(runner, feed, streams=settings.streams, iters=settings.streams)

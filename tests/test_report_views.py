@@ -292,7 +292,7 @@ def test_the_quantization_section_tells_agreement_verdict_and_float_layers(tmp_p
     section = md.split("## Quantization")[1].split("##")[0]
     assert (f"| tiny int8 onnxruntime | {100 * agreement:.2f}% (4 images) | 78.00% (4 images of folder:eval) | "
             in section)
-    assert "| 1 points | FAIL (drop 40.00) | OVER (" in section
+    assert "| 1 point | FAIL (drop 40.00) | OVER (" in section
     assert "2 by the search (conv_7, conv_3); 2 at the head and after (head_conv, Resize_0)" in section
     assert "<h2>Quantization</h2>" in (tmp_path / "r" / "report.html").read_text()
     passing = quantization_facts(open_bundle(_calibrated_bundle(tmp_path / "b2", passed=True)),

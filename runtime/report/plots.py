@@ -17,6 +17,7 @@ from PIL import Image
 from edgeseg.runtime.agreement import disagreement
 from edgeseg.runtime.overlay import blend, load_label_png
 from edgeseg.runtime.report.document import confusion_rows, gate_lines, row_label, rows_by_classes
+from edgeseg.runtime.report.tables import points_text
 
 MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 STAGES = (("preprocess", "#8da0cb"), ("transfer", "#fc8d62"), ("inference", "#66c2a5"), ("postprocess", "#e78ac3"))
@@ -91,7 +92,7 @@ def accuracy_figure(report: dict):
     several = len({g["artifact"] for g in gates}) > 1
     for gate in gates:
         ax.axhline(gate["miou"], color=GATE_COLOUR, linestyle=":", linewidth=1.5, zorder=1,
-                   label=f"gate{' ' + gate['model'] if several else ''}: fp32 − {gate['budget']:g} points")
+                   label=f"gate{' ' + gate['model'] if several else ''}: fp32 − {points_text(gate['budget'])}")
     ax.set_ylim(*accuracy_limits([100 * r["accuracy"]["miou"] for r in rows], [g["miou"] for g in gates]))
     fps = [r["throughput"]["fps"] for r in rows]
     if max(fps) / max(min(fps), 1e-9) > 20:

@@ -25,6 +25,11 @@ def points(value) -> str:
     return f"{0.0 if abs(value) < 0.005 else value:.2f}"
 
 
+def points_text(value: float) -> str:
+    """``1 point``, ``0.5 points``."""
+    return f"{value:g} point" + ("" if value == 1 else "s")
+
+
 def _mib(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -96,7 +101,7 @@ def quantization_table(report: dict) -> Table:
             verdict += f" (drop {points(q['miou_drop'])})"
         budget = q.get("budget_points")
         rows.append([row_label(r, report), here, calib, points(r.get("miou_drop")),
-                     f"{budget:g} points" if isinstance(budget, (int, float)) else "-", verdict,
+                     points_text(budget) if isinstance(budget, (int, float)) else "-", verdict,
                      _gate_here(r, q), _float_layers(q)])
     return header, rows
 
