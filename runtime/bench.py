@@ -8,17 +8,24 @@ For every target (artifact × backend × precision, see :mod:`edgeseg.runtime.be
    can; the host stages are timed with ``perf_counter``.
 2. **Throughput**: ``iters`` inferences of one ready batch with ``streams`` of them in flight (one thread
    each), frames per second over the wall time.
-3. **Memory**: peak host RSS while the target was loaded and measured (and the increase over the RSS before),
-   device memory where the runner reports it.
-4. **Accuracy** (with ``data``): mIoU, per-class IoU and pixel accuracy at the dataset's resolution, with the
-   same code for every backend; the first ``overlays`` predictions are kept for the report.
+3. **Memory**: peak host RSS while the target was loaded and measured, and the increase over its own
+   baseline, taken right before the target loads, after the memory earlier targets freed was handed back. The
+   first target of each backend is loaded and run once, unmeasured, before its baseline (:func:`warm_backend`):
+   the backend's one-time cost (its library, its global state) then counts in no row, so a row's figure does
+   not depend on the rows measured before it. Device memory where the runner reports it.
+4. **Accuracy** (with ``data``): mIoU, per-class IoU, pixel accuracy and the confusion matrix at the
+   dataset's resolution, with the same code for every backend; the first ``overlays`` predictions are kept for
+   the report, and an fp16/int8 target's label agreement with its fp32 reference over the split is counted.
+5. **Noise**: the load on the machine while the target was timed (:class:`~edgeseg.runtime.cpuload.CpuLoad`);
+   a row whose latencies vary too much or that ran on a loaded machine is logged as a warning
+   (:func:`~edgeseg.runtime.stats.noise_notes`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -30,15 +37,18 @@ from edgeseg.errors import EdgesegError
 from edgeseg.meta import default_palette
 from edgeseg.metrics import scores_from_confusion
 from edgeseg.progress import Progress
+from edgeseg.runtime.agreement import AgreementCounter, ReferenceLabels
 from edgeseg.runtime.bench_plan import Target, plan_targets
 from edgeseg.runtime.bundle import open_bundle
+from edgeseg.runtime.bundle_facts import quantization_facts, source_identity
+from edgeseg.runtime.cpuload import CpuLoad
 from edgeseg.runtime.environment import collect_environment
 from edgeseg.runtime.evaluate import evaluate_runner
 from edgeseg.runtime.feeds import image_geometry, make_feed, specs_take_depth
 from edgeseg.runtime.load import load_runner
 from edgeseg.runtime.memory import PeakMemory
 from edgeseg.runtime.runner import Runner
-from edgeseg.runtime.stats import latency_stats, throughput_fps
+from edgeseg.runtime.stats import latency_stats, noise_notes, throughput_fps
 
 log = logging.getLogger(__name__)
 
@@ -187,17 +197,49 @@ def _round_all(values: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
 
 
+def _bundle_facts(target: Target) -> dict:
+    """The row fields read from the target's bundle manifest: ``source`` and ``quantization``."""
+    if target.bundle is None:
+        return {"source": None, "quantization": None}
+    bundle = open_bundle(target.bundle)
+    return {"source": source_identity(bundle),
+            "quantization": quantization_facts(bundle, target.file.name, target.precision)}
+
+
+def _load(target: Target, settings: BenchSettings) -> Runner:
+    ort_providers = settings.providers if target.backend == "onnxruntime" else "cpu"  # ONNX Runtime's alone
+    return load_runner(target.file, target.backend, precision=target.precision, providers=ort_providers,
+                       threads=settings.threads, device=settings.device, streams=settings.streams)
+
+
+def warm_backend(target: Target, settings: BenchSettings, source: SegmentationSource | None) -> None:
+    """Load ``target`` and take it once through every measurement (one timed pass, one throughput pass, one
+    scored image), unmeasured, then let it go: what its backend and the measuring code set up once per
+    process (libraries, global state, a CUDA context, modules imported on first use) is then in place before
+    any row's memory baseline."""
+    mode = _resize_mode(target)
+    with _load(target, settings) as runner:
+        batch, size = _batch_and_size(runner, settings.batch)
+        frames = _timing_frames(source, max(batch, 4), size)
+        measure_latency(runner, frames, batch=batch, size=size, warmup=0, iters=1, mode=mode)
+        feed = make_feed(runner.inputs(), frames[:batch], size, _timing_depths(runner, frames[:batch]) or None, mode)
+        measure_throughput(runner, feed, streams=settings.streams, iters=settings.streams)
+        if source is not None:
+            evaluate_runner(runner, source, num_classes=source.num_classes, max_images=1, mode=mode,
+                            bgr=target.bundle is not None and open_bundle(target.bundle).frame_bgr)
+
+
 def bench_target(target: Target, settings: BenchSettings, source: SegmentationSource | None,
-                 keep: int = 0) -> tuple[dict, list[np.ndarray]]:
-    """Measure one target; returns its report row and the first ``keep`` predicted label maps."""
+                 keep: int = 0, on_prediction: Callable[[int, np.ndarray], None] | None = None
+                 ) -> tuple[dict, list[np.ndarray]]:
+    """Measure one target; returns its report row and the first ``keep`` predicted label maps.
+    ``on_prediction(index, labels)`` also sees every prediction of the accuracy pass."""
     classes, palette = _model_classes(target, source)
     mode = _resize_mode(target)
     kept: list[np.ndarray] = []
     with PeakMemory() as memory:
         t0 = time.perf_counter()
-        ort_providers = settings.providers if target.backend == "onnxruntime" else "cpu"  # ONNX Runtime's alone
-        runner = load_runner(target.file, target.backend, precision=target.precision, providers=ort_providers,
-                             threads=settings.threads, device=settings.device, streams=settings.streams)
+        runner = _load(target, settings)
         with runner:
             load_s = time.perf_counter() - t0
             batch, size = _batch_and_size(runner, settings.batch)
@@ -205,12 +247,13 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
             steps = settings.warmup + 2 * settings.iters
             bar = Progress(steps, f"bench {target.label}", enabled=settings.progress)
             try:
-                samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
-                                          iters=settings.iters, progress=bar, mode=mode)
-                depths = _timing_depths(runner, frames[:batch])
-                feed = make_feed(runner.inputs(), frames[:batch], size, depths or None, mode)
-                throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
-                                                progress=bar)
+                with CpuLoad() as load:
+                    samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
+                                              iters=settings.iters, progress=bar, mode=mode)
+                    depths = _timing_depths(runner, frames[:batch])
+                    feed = make_feed(runner.inputs(), frames[:batch], size, depths or None, mode)
+                    throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
+                                                    progress=bar)
             finally:
                 bar.close()
             accuracy = None
@@ -221,6 +264,8 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                     seen.append(index)
                     if index < keep:
                         kept.append(labels)
+                    if on_prediction is not None:
+                        on_prediction(index, labels)
 
                 cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=settings.max_images,
                                      progress=settings.progress, on_prediction=collect, mode=mode,
@@ -228,7 +273,8 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
                 scores = scores_from_confusion(cm.matrix)
                 accuracy = {"data": settings.data, "split": settings.split, "images": len(seen),
                             "miou": scores["miou"], "pixel_acc": scores["pixel_acc"],
-                            "mean_acc": scores["mean_acc"], "per_class_iou": scores["per_class_iou"]}
+                            "mean_acc": scores["mean_acc"], "per_class_iou": scores["per_class_iou"],
+                            "confusion": np.asarray(cm.matrix, np.int64).tolist()}
             device_mib = runner.device_memory_mib()
             providers = runner.providers() if hasattr(runner, "providers") else []
             compute = runner.compute
@@ -247,9 +293,18 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
         "latency_ms": latency, "end_to_end_ms": end_to_end, "stages_ms": stages,
         "throughput": throughput, "end_to_end_fps": round(1e3 * batch / end_to_end["mean"], 2),
         "memory": {**memory.to_dict(), "device_peak_mib": None if device_mib is None else round(device_mib, 1)},
-        "classes": classes, "palette": palette, "accuracy": accuracy,
+        "classes": classes, "palette": palette, "accuracy": accuracy, "load": load.to_dict(),
+        **_bundle_facts(target),
     }
     return row, kept
+
+
+def _reference_for(target: Target, references: list[tuple[Target, ReferenceLabels]]) -> ReferenceLabels | None:
+    """The fp32 predictions an fp16/int8 target is compared with: the same artifact's fp32 on the same backend,
+    else on ONNX Runtime, else on any backend (the rule the report's mIoU drop follows)."""
+    same = [(t, r) for t, r in references if t.artifact == target.artifact]
+    same.sort(key=lambda tr: (tr[0].backend != target.backend, tr[0].backend != "onnxruntime"))
+    return same[0][1] if same else None
 
 
 def _row_id(row: dict, taken: set[str]) -> str:
@@ -276,13 +331,30 @@ def run_bench(paths: Sequence[str], settings: BenchSettings) -> BenchResult:
     rows: list[dict] = []
     predictions: dict[str, list[np.ndarray]] = {}
     taken: set[str] = set()
+    references: list[tuple[Target, ReferenceLabels]] = []  # the fp32 targets' predictions, for agreement
+    warmed: set[str] = set()
     for target in targets:
-        row, kept = bench_target(target, settings, source, keep)
+        if target.backend not in warmed:
+            warm_backend(target, settings, source)
+            warmed.add(target.backend)
+        reference, counter = None, None
+        if source is not None and target.precision == "fp32":
+            reference = ReferenceLabels("")
+        elif source is not None and (found := _reference_for(target, references)) is not None:
+            counter = AgreementCounter(found)
+        hook = reference.record if reference is not None else counter.add if counter is not None else None
+        row, kept = bench_target(target, settings, source, keep, on_prediction=hook)
         row["id"] = _row_id(row, taken)
+        if reference is not None:
+            reference.row_id = row["id"]
+            references.append((target, reference))
+        row["agreement"] = counter.to_dict() if counter is not None else None
         rows.append(row)
         predictions[row["id"]] = kept
         lat, acc = row["latency_ms"], row["accuracy"]
         log.info("%s: p50 %.2f ms, %.1f FPS with %d in flight%s", target.label, lat["p50"],
                  row["throughput"]["fps"], settings.streams, f", mIoU {100 * acc['miou']:.2f}" if acc else "")
+        for note in noise_notes(row):
+            log.warning("%s: %s; its latency figures are not reliable", target.label, note)
     samples = [source[i] for i in range(keep)] if source is not None else []
     return BenchResult(collect_environment(), asdict(settings), rows, samples, predictions)

@@ -4,8 +4,9 @@
 
 ======================  ===============================================================================
 ``null``                discard (measure the pipeline alone)
-``OUT.mp4`` (avi, mkv)  the frames with the labels blended over them, as a video (OpenCV); written to a
-                        temporary name and renamed when complete
+``OUT.mp4`` (webm, ...)  the frames with the labels blended over them, as a video (OpenCV); written to a
+                        temporary name and renamed when complete, in a codec browsers play where OpenCV
+                        has one (:data:`CODECS`)
 ``labels:DIR``          one palette PNG of class indices per frame (``DIR/<frame>.png``)
 ``overlays:DIR``        one JPEG per frame with the labels blended over it
 ``window``              an OpenCV window (needs a display); closing it or pressing q stops the run
@@ -13,15 +14,18 @@
 
 When the bundle returns an ``overlay`` (``edgeseg export --outputs labels,overlay``: palette and blend inside the
 graph) the pipeline hands it to the sink with the labels and the sink writes it as it is: no host blend. Without
-one the sink blends on the host (:func:`edgeseg.runtime.overlay.blend`). The bundle's ``legend.png`` names the
-colours.
+one the sink blends on the host (:func:`edgeseg.runtime.overlay.blend`). Videos and the window carry a class
+legend along the bottom edge (:class:`edgeseg.runtime.overlay.LegendStrip`; ``legend=False`` leaves it out);
+the bundle's ``legend.png`` names the colours too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +39,24 @@ from edgeseg.fileio import (
     atomic_path,
     check_file_target,
     clean_stale_temps,
+    make_file_readable,
     os_error,
     refuse_input_overlap,
     temp_path,
     write_text_atomic,
 )
-from edgeseg.runtime.overlay import blend, save_label_png
+from edgeseg.runtime.overlay import LegendStrip, blend, save_label_png
 from edgeseg.runtime.sources import VIDEO_SUFFIXES, Frame, cv2_module
 
-FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+log = logging.getLogger(__name__)
+
+# The codecs tried for each video ending, in order: the first OpenCV's build can open wins. Browsers play H.264
+# (avc1) and VP9 (vp09 in MP4, VP90 in WebM; VP8 in WebM too); pip's opencv-python has no H.264 encoder
+# (licensing) but has VP9, which encodes several times slower than mp4v. MPEG-4 Part 2 (mp4v) and Motion JPEG
+# (an .avi) play in VLC and ffmpeg but in no browser.
+CODECS = {".mp4": ("avc1", "vp09", "mp4v"), ".m4v": ("avc1", "vp09", "mp4v"), ".mov": ("avc1", "mp4v"),
+          ".webm": ("VP90", "VP80"), ".mkv": ("avc1", "VP90", "mp4v"), ".avi": ("MJPG",)}
+BROWSER_CODECS = {"avc1": "H.264", "vp09": "VP9", "VP90": "VP9", "VP80": "VP8"}
 SINK_MARKER = ".edgeseg-sink.json"  # in a labels:/overlays: folder: edgeseg wrote what is in it
 
 
@@ -69,6 +82,7 @@ class FrameSink:
     ``target`` is the file or folder the sink writes (None for null and window), checked against the inputs."""
 
     target: Path | None = None
+    legend: LegendStrip | None = None  # drawn on the pictures of sinks that show them (videos, the window)
 
     def __init__(self, name: str, palette) -> None:
         self.name, self.palette, self.written = name, palette, 0
@@ -87,10 +101,12 @@ class FrameSink:
         raise NotImplementedError
 
     def picture(self, frame: Frame, labels: np.ndarray, overlay: Picture | None, bgr: bool) -> np.ndarray:
-        """The overlay in RGB (or BGR with ``bgr``): the graph's when it drew one, else blended here."""
+        """The overlay in RGB (or BGR with ``bgr``): the graph's when it drew one, else blended here; with the
+        class legend along its bottom edge when the sink has one."""
         if overlay is None:
             overlay = Picture(blend(frame.image, labels, self.palette, bgr=frame.bgr), frame.bgr)
-        return overlay.in_order(bgr)
+        picture = overlay.in_order(bgr)
+        return picture if self.legend is None else self.legend.draw(picture, labels, bgr=bgr)
 
     def close(self) -> None:
         pass
@@ -129,13 +145,64 @@ def count_video_frames(path: Path) -> int:
         capture.release()
 
 
+@contextlib.contextmanager
+def _stderr_to_debug():
+    """Send what native code writes to stderr meanwhile (FFmpeg's complaints about each encoder it cannot open)
+    to the debug log instead of the terminal."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            if said := sink.read().decode("utf-8", "replace").strip():
+                log.debug("OpenCV while choosing a video codec: %s", said)
+
+
+def open_video_writer(path: Path, fps: float, width: int, height: int) -> tuple[Any, str]:
+    """An open OpenCV writer for ``path`` and its fourcc: the first of :data:`CODECS` for its ending that this
+    OpenCV build can encode. Logs which; a warning when no browser can play the result."""
+    cv2 = cv2_module()
+    wanted = CODECS.get(path.suffix.lower(), ("mp4v",))
+    for fourcc in wanted:
+        with _stderr_to_debug():
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        if writer.isOpened():
+            break
+        writer.release()
+    else:
+        raise EdgesegError(f"OpenCV cannot write {path.suffix} video here (no encoder for "
+                           f"{', '.join(wanted)}); try .webm or .avi")
+    if fourcc in BROWSER_CODECS:
+        log.info("video codec %s (%s: plays in browsers)", fourcc, BROWSER_CODECS[fourcc])
+    elif path.suffix.lower() == ".avi":
+        log.info("video codec %s (Motion JPEG .avi: plays in VLC and ffmpeg, not in browsers)", fourcc)
+    else:
+        log.warning("video codec %s: this OpenCV build encodes neither H.264 nor VP9, so browsers will not play "
+                    "the video (VLC and ffmpeg will); write .webm, or convert it: ffmpeg -i IN -c:v libx264 "
+                    "-pix_fmt yuv420p OUT.mp4", fourcc)
+    return writer, fourcc
+
+
 class VideoSink(FrameSink):
     """Overlay video; opened at the first frame's size, written to a temporary file and renamed into place on
     close once the file is checked to hold every frame (OpenCV reports no write errors: a full disk shows only
-    as a short file). An existing video is replaced only with ``overwrite``."""
+    as a short file), with the permissions the umask gives. An existing video is replaced only with
+    ``overwrite``. The codec is the first of :data:`CODECS` OpenCV can encode (``fourcc`` once open); with
+    ``classes`` and ``legend`` the frames carry a class legend strip."""
 
-    def __init__(self, path: str | Path, palette, fps: float | None = None, *, overwrite: bool = False) -> None:
+    def __init__(self, path: str | Path, palette, fps: float | None = None, *, overwrite: bool = False,
+                 classes: list[str] | None = None, legend: bool = True) -> None:
         super().__init__(str(path), palette)
+        self.legend = LegendStrip(classes, palette) if classes and legend else None
+        self.fourcc: str | None = None
         self.path = self.target = check_file_target(path)
         self.fps = fps or 30.0
         self.writer: Any = None
@@ -149,14 +216,13 @@ class VideoSink(FrameSink):
             raise EdgesegError(f"{self.path} exists; edgeseg replaces a file only with --overwrite")
 
     def _open(self, height: int, width: int) -> None:
-        cv2 = cv2_module()
         clean_stale_temps(self.path)
         self.tmp = temp_path(self.path, self.path.suffix)  # set before OpenCV creates it: abort() removes it
-        fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(self.path.suffix.lower(), "mp4v"))
-        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (width, height))
-        if not self.writer.isOpened():
+        try:
+            self.writer, self.fourcc = open_video_writer(self.tmp, self.fps, width, height)
+        except EdgesegError:
             self.abort()
-            raise EdgesegError(f"OpenCV cannot write {self.path.suffix} video here (no encoder); try .avi")
+            raise
         self.size = (height, width)
 
     def _write(self, frame: Frame, labels: np.ndarray, overlay: Picture | None = None) -> None:
@@ -180,6 +246,7 @@ class VideoSink(FrameSink):
             raise EdgesegError(f"{self.path} could not be written whole ({found} of {self.written} frames readable: "
                                f"is the disk full?); nothing was kept")
         try:
+            make_file_readable(self.tmp)  # whatever mode the encoder created it with: the umask's
             os.replace(self.tmp, self.path)
         except OSError as exc:
             self.abort()
@@ -262,8 +329,9 @@ class WindowSink(FrameSink):
 
     TITLE = "edgeseg"
 
-    def __init__(self, palette, title: str = TITLE) -> None:
+    def __init__(self, palette, title: str = TITLE, *, classes: list[str] | None = None, legend: bool = True) -> None:
         super().__init__("window", palette)
+        self.legend = LegendStrip(classes, palette) if classes and legend else None
         self.cv2 = cv2_module()
         self.title = title  # one window per source when several run
         try:
@@ -283,15 +351,17 @@ class WindowSink(FrameSink):
 
 
 def open_sink(spec: str | None, palette, fps: float | None = None, *, inputs: Iterable[str | Path] = (),
-              overwrite: bool = False, title: str = WindowSink.TITLE) -> FrameSink:
+              overwrite: bool = False, title: str = WindowSink.TITLE, classes: list[str] | None = None,
+              legend: bool = True) -> FrameSink:
     """The sink a spec names (see the module docstring). Its file or folder may not be, hold, or lie inside
     any of ``inputs`` (the run's sources and depth folder): a run never writes over what it reads. ``title``
-    names a window (one per source when several run)."""
+    names a window (one per source when several run). With ``classes`` a video or window shows a class legend
+    strip, unless ``legend`` is False."""
     text = (spec or "null").strip()
     if text == "null":
         return NullSink("null", palette)
     if text == "window":
-        return WindowSink(palette, title)
+        return WindowSink(palette, title, classes=classes, legend=legend)
     for kind in ("labels", "overlays"):
         if text.startswith(kind + ":"):
             folder = text[len(kind) + 1:]
@@ -301,5 +371,5 @@ def open_sink(spec: str | None, palette, fps: float | None = None, *, inputs: It
             return FolderSink(folder, palette, kind)
     if Path(text).suffix.lower() in VIDEO_SUFFIXES:
         refuse_input_overlap(text, inputs)
-        return VideoSink(text, palette, fps, overwrite=overwrite)
+        return VideoSink(text, palette, fps, overwrite=overwrite, classes=classes, legend=legend)
     raise EdgesegError(f"unknown sink {spec!r}: use null, window, OUT.mp4, labels:DIR or overlays:DIR")

@@ -29,6 +29,58 @@ def latency_stats(samples_ms: Sequence[float]) -> dict:
     return stats
 
 
+# A row's latencies are flagged as noisy above these coefficients of variation (std / mean). trtexec warns when
+# the GPU compute time's exceeds 1% (TensorRT's samples/common/sampleReporting.cpp), a figure for device-event
+# timing on a GPU; a CPU timed with perf_counter shares its cores with the OS, and a quiet run of the demo model
+# on two cores reads 1-5%: 10% flags a row that a scheduler stall or another job disturbed, not ordinary jitter.
+CV_LIMITS = {"device events": 0.01, "trtexec --exportTimes": 0.01}
+CV_LIMIT_HOST = 0.10
+# Other processes using more than this share of all CPUs while a row was timed make it "loaded": a backend on
+# every core then loses about that share of its time, as much as the host CV limit allows for noise.
+LOAD_LIMIT = 0.10
+LOAD_MIN_SECONDS = 1.0  # /proc/stat counts clock ticks (10 ms): a shorter window gives no meaningful share
+
+
+def coefficient_of_variation(latency: dict) -> float | None:
+    """std / mean of a row's ``latency_ms`` (None without both, or with a zero mean)."""
+    std, mean = latency.get("std"), latency.get("mean")
+    if not isinstance(std, (int, float)) or not isinstance(mean, (int, float)) or mean <= 0:
+        return None
+    return float(std) / float(mean)
+
+
+def cv_limit(timing: str | None) -> float:
+    """The coefficient of variation above which latencies timed by ``timing`` are flagged as noisy."""
+    return CV_LIMITS.get(timing or "", CV_LIMIT_HOST)
+
+
+def machine_loaded(load: dict | None) -> str | None:
+    """Why the machine counts as loaded while a row was timed (see :class:`edgeseg.runtime.cpuload.CpuLoad`),
+    or None: other processes used more than :data:`LOAD_LIMIT` of all CPUs over a window long enough to tell,
+    or the 1-minute load average exceeded the CPU count before the row started."""
+    if not isinstance(load, dict):
+        return None
+    cpus, share, before = load.get("cpus"), load.get("others_share"), load.get("loadavg_before")
+    if (isinstance(share, (int, float)) and share > LOAD_LIMIT
+            and (load.get("seconds") or 0) >= LOAD_MIN_SECONDS):
+        return f"other processes used {100 * share:.0f}% of the {cpus} CPUs"
+    if isinstance(before, (int, float)) and isinstance(cpus, int) and before > cpus:
+        return f"load average {before:.1f} on {cpus} CPUs"
+    return None
+
+
+def noise_notes(row: dict) -> list[str]:
+    """What makes a row's timing untrustworthy: a coefficient of variation over the limit for its timing
+    method, and a loaded machine. Empty when neither."""
+    notes = []
+    cv, limit = coefficient_of_variation(row.get("latency_ms") or {}), cv_limit(row.get("timing"))
+    if cv is not None and cv > limit:
+        notes.append(f"noisy: latency CV {100 * cv:.1f}% > {100 * limit:.0f}%")
+    if (why := machine_loaded(row.get("load"))) is not None:
+        notes.append(f"machine loaded: {why}")
+    return notes
+
+
 def pareto_front(points: Sequence[tuple[float, float] | None], tolerance: float = 0.0) -> list[bool]:
     """For (speed, accuracy) pairs where higher is better in both, whether each point is on the Pareto front:
     no other point is at least as fast and as accurate and strictly better in one. Accuracies within

@@ -101,3 +101,29 @@ def calibration_record(onnx_sha256: str, input_size, images: int = 8) -> Calibra
     """The manifest's calibration section for a cache made from the model with ``onnx_sha256`` at ``input_size``."""
     identity = CalibrationIdentity(onnx_sha256, "e" * 64, [int(v) for v in input_size], "10.3.0")
     return CalibrationRecord("percentile", images, identity)
+
+
+def heavy_onnx(path: Path, weights_mib: float) -> Path:
+    """The threshold model (at 127) with a MatMul over ``weights_mib`` MiB of float weights folded into its
+    threshold (times zero): a model whose loaded size is known."""
+    columns = max(1, int(weights_mib * 2**20 / 4 / (H * W * 3)))
+    weights = np.random.default_rng(0).standard_normal((H * W * 3, columns)).astype(np.float32)
+    nodes = [helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Reshape", ["f", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "weights"], ["y"]),
+             helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0),
+             helper.make_node("Mul", ["s", "zero"], ["z"]),
+             helper.make_node("Add", ["z", "threshold"], ["t"]),
+             helper.make_node("ReduceMean", ["f", "axes"], ["mean"], keepdims=0),
+             helper.make_node("Greater", ["mean", "t"], ["bright"]),
+             helper.make_node("Cast", ["bright"], ["labels"], to=TensorProto.UINT8)]
+    inits = [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(np.array([1, -1], np.int64), "shape"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero"),
+             numpy_helper.from_array(np.array(127, np.float32), "threshold"),
+             numpy_helper.from_array(np.array([3], np.int64), "axes")]
+    graph = helper.make_graph(nodes, "heavy", [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, H, W, 3])],
+                              [helper.make_tensor_value_info("labels", TensorProto.UINT8, [1, H, W])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path

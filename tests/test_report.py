@@ -97,7 +97,8 @@ def test_writers_on_a_tiny_run(tmp_path):
     assert sum(line.startswith("| m ") for line in speed.splitlines()) == 4
     assert "| m int8 onnxruntime | 68.00 | 2.00 |" in md
     html = (out / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 5
+    # scatter, latency, stages, per-class IoU, predictions, disagreement maps (rows without a confusion matrix)
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 6
     assert html.count('<tr class="front">') == 4  # two front rows, in the speed and the accuracy tables
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["0.jpg", "0.png", "1.jpg", "1.png"]
 
@@ -175,6 +176,8 @@ def test_merge_two_runs(tmp_path, cli):
         assert all((tmp_path / "merged" / p).is_file() for p in row["overlays"])
     html = (tmp_path / "merged" / "report.html").read_text()
     assert html.count("<h2>Predictions on") == 2 and "@ " in html
+    assert merged["notes"] == [] and "⚠ these runs" not in html  # like runs: nothing to warn about
+    assert "measured different" not in r.stderr
 
 
 def test_merge_errors(tmp_path, cli):

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep only the newest frame of each source, counting the frames overwritten as stale "
                              "(default: on for cameras, gst: and network streams, off for files and folders; "
                              "--no-live keeps every frame)")
+    parser.add_argument("--no-legend", action="store_true",
+                        help="leave the class legend strip off OUT.mp4 and window frames")
     parser.add_argument("--overwrite", action="store_true",
                         help="let an OUT.mp4 sink replace an existing file (never the source)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
@@ -171,7 +173,8 @@ def main(args: argparse.Namespace) -> int:
                    for spec in args.source]
         inputs = [p for p in (*args.source, args.depth) if p and os.path.exists(p)]
         sinks = [open_sink(spec, palette, source.fps, inputs=inputs, overwrite=args.overwrite,
-                           title=f"edgeseg: {source.name}" if several else "edgeseg")
+                           title=f"edgeseg: {source.name}" if several else "edgeseg",
+                           classes=list(bundle.model.classes), legend=not args.no_legend)
                  for spec, source in zip(sink_specs, sources)]
         _refuse_shared_targets(sinks)
         options = dict(precision=args.precision, threads=threads, device=args.device, streams=args.streams,

@@ -14,14 +14,18 @@ __all__ = ["REPORT_JSON", "REPORT_KIND", "build_report", "load_report", "merge_r
 
 
 def write_report_files(out: Path, report: dict) -> dict[str, Path]:
-    """Write report.json, report.md and report.html into ``out`` (a staging folder: see ``staged_dir``)."""
+    """Write report.json, report.md, report.html and the figures the Markdown shows (``figures/``) into ``out``
+    (a staging folder: see ``staged_dir``)."""
+    from edgeseg.runtime.report.figures import report_figures, write_figures
     from edgeseg.runtime.report.html import render_html
     from edgeseg.runtime.report.markdown import render_markdown
 
     paths = {"json": out / REPORT_JSON, "markdown": out / "report.md", "html": out / "report.html"}
+    figures = report_figures(report, out)
+    write_figures(out, figures)
     paths["json"].write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(report), encoding="utf-8")
-    paths["html"].write_text(render_html(report, out), encoding="utf-8")
+    paths["markdown"].write_text(render_markdown(report, figures), encoding="utf-8")
+    paths["html"].write_text(render_html(report, figures), encoding="utf-8")
     return paths
 
 

@@ -1,9 +1,10 @@
 """The report document (``report.json``): building it from a bench run, reading it back, and merging runs.
 
-A report folder holds ``report.json``, ``report.md``, ``report.html`` and the PNGs the overlays are drawn
-from (``samples/``: frames and ground truth; ``predictions/<row id>/``: each engine's label maps). A merged
-report copies each source run's PNGs under ``runs/<run id>/`` so it stands alone too. The schema is
-documented in the README ("report.json").
+A report folder holds ``report.json``, ``report.md``, ``report.html``, the PNGs the overlays are drawn
+from (``samples/``: frames and ground truth; ``predictions/<row id>/``: each engine's label maps) and the
+figures the Markdown shows (``figures/``). A merged report copies each source run's PNGs under
+``runs/<run id>/`` so it stands alone too, and says so (``notes``) when its runs measured different models,
+input sizes or training checkpoints. The schema is documented in the README ("report.json").
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from PIL import Image
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import FolderKind, inside, read_json_document
 from edgeseg.metrics import miou_drop_points
+from edgeseg.runtime.agreement import disagreement
 from edgeseg.runtime.bench import BenchResult
-from edgeseg.runtime.overlay import save_label_png
-from edgeseg.runtime.stats import pareto_front
+from edgeseg.runtime.overlay import load_label_png, save_label_png
+from edgeseg.runtime.stats import noise_notes, pareto_front
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ FORMAT_VERSION = 1
 REPORT_JSON = "report.json"
 # What edgeseg may replace as a report folder: one holding only what a report writes.
 REPORT_KIND = FolderKind(REPORT_JSON, FORMAT, "edgeseg bench report",
-                         lambda _: ("report.md", "report.html", "samples", "predictions", "runs"))
+                         lambda _: ("report.md", "report.html", "samples", "predictions", "runs", "figures"))
 # mIoU differences under 0.01 points are noise (fp16 vs fp32 differ by a few pixels): ties on the front
 FRONT_TOLERANCE = 1e-4
 
@@ -56,13 +58,14 @@ def _reference(row: dict, rows: list[dict]) -> dict | None:
 
 
 def annotate(report: dict) -> dict:
-    """Fill each row's ``miou_drop`` (mIoU points against its fp32 row) and ``pareto`` (on its run's
-    accuracy/throughput front)."""
+    """Fill each row's ``miou_drop`` (mIoU points against its fp32 row), ``pareto`` (on its run's
+    accuracy/throughput front) and ``noise`` (why its timing is not to be trusted, if it is not)."""
     rows = report["rows"]
     for row in rows:
         acc, ref = row.get("accuracy"), _reference(row, rows)
         row["miou_drop"] = miou_drop_points(ref["accuracy"]["miou"], acc["miou"]) if acc and ref else None
         row["drop_reference"] = ref["id"] if acc and ref else None
+        row["noise"] = noise_notes(row)
     for run in report["runs"]:
         members = [r for r in rows if r["run"] == run["id"]]
         points = [(r["throughput"]["fps"], r["accuracy"]["miou"]) if r.get("accuracy") else None for r in members]
@@ -91,8 +94,29 @@ def build_report(result: BenchResult, out: Path | None) -> dict:
                 row["overlays"].append(rel)
     report = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "runs": [run], "rows": rows}
-    return annotate(report)
+              "runs": [run], "rows": rows, "notes": []}
+    annotate(report)
+    if out is not None:
+        add_disagreement(report, out)
+    return report
+
+
+def add_disagreement(report: dict, base: Path) -> None:
+    """Each row with sample predictions and an fp32 reference other than itself gets ``disagreement``:
+    ``{"reference": row id, "fractions": [share of pixels whose label differs, per sample]}`` (read from the
+    label PNGs under ``base``)."""
+    rows = {r["id"]: r for r in report["rows"]}
+    for row in report["rows"]:
+        ref = rows.get(row.get("drop_reference") or "")
+        row["disagreement"] = None
+        if ref is None or ref is row or not row.get("overlays") or not ref.get("overlays"):
+            continue
+        fractions = []
+        for mine, theirs in zip(row["overlays"], ref["overlays"]):
+            where = str(base / REPORT_JSON)
+            a, b = load_label_png(inside(base, mine, where)), load_label_png(inside(base, theirs, where))
+            fractions.append(round(disagreement(a, b)[1], 6) if a.shape == b.shape else None)
+        row["disagreement"] = {"reference": ref["id"], "fractions": fractions}
 
 
 def load_report(run_dir: str | Path) -> dict:
@@ -115,6 +139,9 @@ def check_report(report: dict, where: str | Path) -> None:
         raise bad("no runs")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise bad("no rows")
+    notes = report.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise bad("notes must be a list of strings")
     for run in runs:
         samples = run.get("samples", [])
         if not isinstance(run.get("id"), str) or not isinstance(run.get("label"), str):
@@ -156,7 +183,8 @@ def merge_reports(run_dirs: list[str | Path], out: Path) -> dict:
     if not run_dirs:
         raise EdgesegError("give at least one bench report folder")
     merged: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION,
-              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "runs": [], "rows": []}
+              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "runs": [], "rows": [],
+              "notes": []}
     labels: dict[str, int] = {}
     for run_dir in map(Path, run_dirs):
         report = load_report(run_dir)
@@ -175,7 +203,41 @@ def merge_reports(run_dirs: list[str | Path], out: Path) -> dict:
                     merged["rows"].append({**row, "run": new_id, "id": f"{new_id}-{row['id']}",
                                            "overlays": [_copy_file(run_dir, o, out, prefix)
                                                         for o in row.get("overlays", [])]})
-    return annotate(merged)
+            merged["notes"] += [n for n in report.get("notes", []) if n not in merged["notes"]]
+    merged["notes"] += unlike_runs(merged)
+    for note in merged["notes"]:
+        log.warning("%s", note)
+    annotate(merged)
+    add_disagreement(merged, out)
+    return merged
+
+
+def _checkpoint_text(source) -> str | None:
+    if not isinstance(source, dict):
+        return None
+    sha, name = source.get("sha256"), source.get("checkpoint")
+    if isinstance(sha, str):
+        return f"{name or 'checkpoint'} (sha256 {sha[:12]})"
+    return name if isinstance(name, str) else None
+
+
+def unlike_runs(report: dict) -> list[str]:
+    """One note per way the runs of a merged report differ in what they measured (the models, the input
+    sizes, the training checkpoints: compare machines only on like rows); none when they agree."""
+    if len(report["runs"]) < 2:
+        return []
+    facts = {"models": lambda r: r["model"],
+             "input sizes": lambda r: "x".join(map(str, r.get("input_size") or [])) or None,
+             "training checkpoints": lambda r: _checkpoint_text(r.get("source"))}
+    notes = []
+    for what, get in facts.items():
+        per_run = {run["id"]: sorted({v for r in report["rows"] if r["run"] == run["id"] and (v := get(r))})
+                   for run in report["runs"]}
+        known = {k: v for k, v in per_run.items() if v}
+        if len({tuple(v) for v in known.values()}) > 1:
+            listing = "; ".join(f"{k}: {', '.join(v)}" for k, v in known.items())
+            notes.append(f"these runs measured different {what} ({listing}): compare rows, not machines")
+    return notes
 
 
 def row_label(row: dict, report: dict) -> str:
@@ -201,3 +263,29 @@ def rows_by_classes(report: dict) -> dict[tuple, list[dict]]:
         if row.get("accuracy"):
             groups.setdefault(tuple(row["classes"]), []).append(row)
     return groups
+
+
+def gate_lines(report: dict) -> list[dict]:
+    """Where the accuracy gate sits for each run and bundle whose calibration recorded a budget: ``{"run",
+    "artifact", "model", "reference" (row id), "budget" (mIoU points), "miou" (%: the fp32 reference's mIoU on
+    this bench's data minus the budget)}``."""
+    lines, seen = [], set()
+    for row in report["rows"]:
+        budget = (row.get("quantization") or {}).get("budget_points")
+        key = (row["run"], row["artifact"])
+        if not isinstance(budget, (int, float)) or key in seen:
+            continue
+        # the gate scored its variants with ONNX Runtime: its fp32 row is the reference where there is one
+        ref = _reference({**row, "backend": "onnxruntime"}, report["rows"])
+        if ref is None:
+            continue
+        seen.add(key)
+        lines.append({"run": row["run"], "artifact": row["artifact"], "model": row["model"], "reference": ref["id"],
+                      "budget": float(budget), "miou": 100 * ref["accuracy"]["miou"] - float(budget)})
+    return lines
+
+
+def confusion_rows(report: dict) -> list[dict]:
+    """The scored rows whose accuracy holds a confusion matrix of the size of their class list."""
+    return [r for r in report["rows"] if r.get("accuracy") and isinstance(r["accuracy"].get("confusion"), list)
+            and len(r["accuracy"]["confusion"]) == len(r.get("classes") or [])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgeseg.runtime.report.document import row_label, rows_by_classes
+from edgeseg.runtime.stats import noise_notes
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -24,6 +25,11 @@ def points(value) -> str:
     return f"{0.0 if abs(value) < 0.005 else value:.2f}"
 
 
+def points_text(value: float) -> str:
+    """``1 point``, ``0.5 points``."""
+    return f"{value:g} point" + ("" if value == 1 else "s")
+
+
 def _mib(value) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -32,15 +38,99 @@ def speed_table(report: dict) -> Table:
     streams = sorted({r["throughput"]["streams"] for r in report["rows"]})
     header = ["engine", "p50 ms", "p90 ms", "p99 ms", "mean ms", "min ms",
               f"FPS ({'/'.join(map(str, streams))} in flight)", "end-to-end FPS", "pre ms", "transfer ms",
-              "inference ms", "post ms", "timing"]
+              "inference ms", "post ms", "timing", "noise"]
     rows = []
     for r in report["rows"]:
         lat, st = r["latency_ms"], r["stages_ms"]
-        rows.append([row_label(r, report), _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["mean"]),
-                     _ms(lat["min"]), f"{r['throughput']['fps']:.1f}", f"{r['end_to_end_fps']:.1f}",
-                     _ms(st.get("preprocess")), _ms(st.get("transfer")), _ms(st.get("inference")),
-                     _ms(st.get("postprocess")), r["timing"]])
+        rows.append([row_label(r, report), _ms(lat["p50"]), _ms(lat.get("p90")), _ms(lat["p99"]),
+                     _ms(lat.get("mean")), _ms(lat.get("min")), f"{r['throughput']['fps']:.1f}",
+                     f"{r['end_to_end_fps']:.1f}", _ms(st.get("preprocess")), _ms(st.get("transfer")),
+                     _ms(st.get("inference")), _ms(st.get("postprocess")), r["timing"], noise_text(r)])
     return header, rows
+
+
+def noise_text(row: dict) -> str:
+    """The noise column: ⚠ and why, when the row's timing is not to be trusted; empty otherwise."""
+    notes = noise_notes(row)
+    return "⚠ " + "; ".join(notes) if notes else ""
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f", … (+{more})" if more > 0 else "")
+
+
+def _float_layers(q: dict) -> str:
+    if q.get("kept_fp32_ops"):
+        return "ops kept in fp32: " + _names(q["kept_fp32_ops"])
+    layers, searched = q.get("float_layers") or [], q.get("searched_float_layers") or []
+    if not layers:
+        return "-"
+    head = [n for n in layers if n not in searched]
+    text = f"{len(searched)} by the search" + (f" ({_names(searched)})" if searched else "")
+    return text + f"; {len(head)} at the head and after ({_names(head, 3)})"
+
+
+def _gate_here(row: dict, q: dict) -> str:
+    budget, drop = q.get("budget_points"), row.get("miou_drop")
+    if not isinstance(budget, (int, float)) or drop is None:
+        return "-"
+    return (f"within ({points(drop)} ≤ {budget:g})" if drop <= budget
+            else f"OVER ({points(drop)} > {budget:g})")
+
+
+def quantization_table(report: dict) -> Table:
+    """Per fp16/int8 engine: its label agreement with fp32 (on this bench's data, and as the calibration
+    measured it), the mIoU drop, the gate's budget and verdict (the calibration's, and on this data), and the
+    layers left in float."""
+    header = ["engine", "label agreement with fp32", "agreement at calibration", "drop (points)", "budget",
+              "gate at calibration", "gate on this data", "layers in float"]
+    rows = []
+    for r in report["rows"]:
+        q, agreement = r.get("quantization") or {}, r.get("agreement")
+        if r["precision"] == "fp32" or not (q or agreement):
+            continue
+        here = (f"{100 * agreement['label_agreement']:.2f}% ({agreement['images']} images)"
+                if isinstance(agreement, dict) else "-")
+        calib = "-"
+        if isinstance(q.get("label_agreement"), (int, float)):
+            calib = f"{100 * q['label_agreement']:.2f}%" + (
+                f" ({q['eval_images']} images of {q['eval_data']})" if q.get("eval_images") else "")
+        verdict = {"pass": "pass", "fail": "FAIL"}.get(q.get("verdict"), "not scored" if q else "-")
+        if q.get("verdict") and isinstance(q.get("miou_drop"), (int, float)):
+            verdict += f" (drop {points(q['miou_drop'])})"
+        budget = q.get("budget_points")
+        rows.append([row_label(r, report), here, calib, points(r.get("miou_drop")),
+                     points_text(budget) if isinstance(budget, (int, float)) else "-", verdict,
+                     _gate_here(r, q), _float_layers(q)])
+    return header, rows
+
+
+def disagreement_table(report: dict) -> Table:
+    """Per engine compared with an fp32 reference: the share of pixels whose label differs, per sample."""
+    rows_with = [r for r in report["rows"] if r.get("disagreement")]
+    count = max((len(r["disagreement"]["fractions"]) for r in rows_with), default=0)
+    header = ["engine", "reference"] + [f"sample {k}" for k in range(count)]
+    by_id = {r["id"]: r for r in report["rows"]}
+    rows = []
+    for r in rows_with:
+        fractions = r["disagreement"]["fractions"]
+        ref = by_id.get(r["disagreement"]["reference"])
+        rows.append([row_label(r, report), row_label(ref, report) if ref else "-"]
+                    + [f"{100 * f:.2f}%" if isinstance(f, (int, float)) else "-" for f in fractions]
+                    + ["-"] * (count - len(fractions)))
+    return header, rows
+
+
+def legend_table(classes: list[str], palette) -> Table:
+    """Class index, name and colour (hex) of one class list."""
+    return ["index", "class", "colour"], [[str(k), name, hex_colour(palette, k)] for k, name in enumerate(classes)]
+
+
+def hex_colour(palette, k: int) -> str:
+    """Class ``k``'s palette colour as ``#rrggbb`` (black for a class the palette does not cover)."""
+    r, g, b = (int(v) for v in palette[k]) if k < len(palette) else (0, 0, 0)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def accuracy_table(report: dict) -> Table:
