@@ -1,5 +1,5 @@
 """Host (PIL bilinear, antialiased on a downscale) vs in-graph (ONNX Resize linear, half_pixel, no antialias:
-TensorRT has none) frame resize of a 1080p frame, as the README's "Pixel work in the graph" quotes it.
+TensorRT has none) frame resize of a 1080p frame, as docs/run.md's "Pixel work in the graph" quotes it.
 CPU only, a few seconds: ``.venv/bin/python benchmarks/frame_resize.py``."""
 
 from __future__ import annotations

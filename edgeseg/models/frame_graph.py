@@ -6,7 +6,7 @@ so every size, offset and index below is a constant of the graph:
 * **frame in** (:class:`FrameIn`): the raw uint8 frame (N×Hf×Wf×3, RGB or BGR) is cast to float, put in RGB
   order, resized bilinearly to the placement's scaled size (ONNX ``Resize`` linear, ``half_pixel``, constant
   scales: TensorRT and ONNX Runtime both take it; not antialiased, as TensorRT has no antialiased Resize, so a
-  large downscale differs from the host's PIL path, see the README), then padded with 0 (letterbox) or cut
+  large downscale differs from the host's PIL path, see docs/run.md), then padded with 0 (letterbox) or cut
   (crop) to the deploy size. Normalisation follows in :class:`edgeseg.models.deploy.DeployModel`.
 * **labels out** (:class:`LabelsOut`): nearest neighbour as two ``Gather`` ops with constant indices that
   reproduce :func:`edgeseg.data.geometry.labels_to_frame` pixel for pixel (PIL's NEAREST; letterbox: the

@@ -4,7 +4,7 @@ A report folder holds ``report.json``, ``report.md``, ``report.html``, the PNGs 
 from (``samples/``: frames and ground truth; ``predictions/<row id>/``: each engine's label maps) and the
 figures the Markdown shows (``figures/``). A merged report copies each source run's PNGs under
 ``runs/<run id>/`` so it stands alone too, and says so (``notes``) when its runs measured different models,
-input sizes or training checkpoints. The schema is documented in the README ("report.json").
+input sizes or training checkpoints. The schema is documented in docs/bench.md ("report.json").
 """
 
 from __future__ import annotations
