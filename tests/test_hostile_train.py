@@ -335,9 +335,9 @@ def test_interrupt_saves_last_and_resume_continues(tmp_path, capsys, data, monke
     assert json.loads((out / "config.json").read_text())["iters"] == 4
     assert [r["iter"] for r in _records(out)] == [1, 2]
     monkeypatch.undo()
-    outcome = run(capsys, "train", "--out", out, "--resume")
+    outcome = run(capsys, "train", "--out", out, "--resume", "--json")
     assert outcome.code == 0, outcome.stderr
-    assert json.loads(outcome.stdout.splitlines()[-1])["iteration"] == 4
+    assert json.loads(outcome.stdout)["iteration"] == 4
     assert [r["iter"] for r in _records(out) if "lr" in r] == [1, 2, 3, 4]
 
 

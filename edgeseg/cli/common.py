@@ -23,7 +23,7 @@ SHARED_DEFAULTS: dict[str, Any] = {
     "--device": "auto",  # the torch backend's device: a CUDA GPU when torch sees one, else the CPU
 }
 PRECISION_DEFAULT = "fp32"  # a command running one variant runs the reference; bench (several) runs all
-DEVICE_HELP = "where torch runs: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N"
+DEVICE_HELP = "auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N"
 
 
 def hidden_alias(container, old: str, action: argparse.Action) -> argparse.Action:

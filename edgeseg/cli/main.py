@@ -122,7 +122,10 @@ def _main(argv: list[str]) -> int:
         if args.command is None:
             parser.print_help()
             return 1
-        return int(args._module.main(args) or 0)
+        from edgeseg.stdio import native_stdout_to_stderr
+
+        with native_stdout_to_stderr():  # stdout: the command's result only, never a library's native prints
+            return int(args._module.main(args) or 0)
     except EdgesegError as exc:
         if verbose:
             raise
