@@ -297,7 +297,8 @@ def test_checkpoint_on_a_full_disk(tmp_path, capsys, data, monkeypatch, free, er
 
     monkeypatch.setattr(torch, "save", failing_save)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: SimpleNamespace(total=10**12, used=0, free=free))
-    assert_refused(capsys, tmp_path, *train(tmp_path / "run", data), match=match, max_lines=4)
+    assert_refused(capsys, tmp_path, *train(tmp_path / "run", data), match=match,
+                   max_lines=6)  # the plan, the training bar, the validation's announcement and bar, the error
     assert not (tmp_path / "run").exists()  # no temp file, no config.json, no metrics.jsonl, no folder
 
 
