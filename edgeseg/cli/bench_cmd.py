@@ -7,6 +7,7 @@ import argparse
 from edgeseg.cli.args import non_negative_int, positive_int, torch_device_or_auto
 from edgeseg.cli.common import DEVICE_HELP, add_canonical, add_json, examples, print_json
 from edgeseg.cli.report_output import miou_note, summary_rows
+from edgeseg.data.synthetic_source import VAL_SIZE
 from edgeseg.runtime.backends import BACKEND_CHOICES, PRECISIONS
 
 
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     accuracy.add_argument("--split", default="val", help="dataset split (default val)")
     add_canonical(accuracy, "--val-images", "--max-images", type=positive_int, metavar="N",
                   help="score only the first N images of the split on every engine (default: all of it; "
-                       "synthetic/val has 100)")
+                       f"synthetic/val has {VAL_SIZE})")
     accuracy.add_argument("--overlays", type=non_negative_int, default=3,
                           help="prediction overlays per engine (default 3)")
     output = parser.add_argument_group("output (the summary table on stdout)")

@@ -9,6 +9,7 @@ import sys
 from edgeseg.cli.args import input_size, positive_int, torch_device_or_auto
 from edgeseg.cli.common import DEVICE_HELP, PRECISION_DEFAULT, add_canonical, add_json, examples
 from edgeseg.data.geometry import DEFAULT_RESIZE, RESIZE_MODES
+from edgeseg.data.synthetic_source import VAL_SIZE
 from edgeseg.runtime.backends import PRECISIONS
 
 
@@ -17,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synthetic", help="labelled data spec (default synthetic)")
     parser.add_argument("--split", default="val", help="dataset split (default val)")
     add_canonical(parser, "--val-images", "--max-images", type=positive_int, metavar="N",
-                  help="score only the first N images of the split (default: all of it; synthetic/val has 100)")
+                  help="score only the first N images of the split (default: all of it; synthetic/val has "
+                       f"{VAL_SIZE})")
     parser.add_argument("--boundary", action="store_true", help="also report the boundary F-score")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "openvino", "torch"), default="auto",
                         help="for a bundle: which backend runs it (default auto: OpenVINO on an x86 CPU when "
