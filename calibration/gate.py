@@ -20,14 +20,16 @@ log = logging.getLogger(__name__)
 
 def score_onnx(path: str | Path, source: SegmentationSource, num_classes: int, *, max_images: int | None = None,
                threads: int | None = None, reference: list[np.ndarray] | None = None, mode: str = "stretch",
-               bgr: bool = False):
+               bgr: bool = False, progress: bool = False):
     """mIoU (and friends) of an ONNX file, its images fitted by the bundle's resize ``mode``; with ``reference``
-    predictions, the label agreement with them. Returns ``(scores, predictions)``."""
+    predictions, the label agreement with them. Returns ``(scores, predictions)``. ``progress``: announce what is
+    scored and show a bar."""
     predictions: list[np.ndarray] = []
     latencies: list[float] = []
     with OnnxRuntimeRunner(path, threads=threads) as runner:
         cm = evaluate_runner(runner, source, num_classes=num_classes, max_images=max_images,
-                             on_prediction=lambda _, p: predictions.append(p), latencies=latencies, mode=mode, bgr=bgr)
+                             on_prediction=lambda _, p: predictions.append(p), latencies=latencies, mode=mode, bgr=bgr,
+                             progress=progress)
     scores = scores_from_confusion(cm.matrix)
     scores["bytes"] = Path(path).stat().st_size
     scores["median_latency_ms"] = float(np.median(latencies))

@@ -98,13 +98,16 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
                                   seed=options.seed, depth=bundle.takes_depth, depth_dir=options.calib_depth,
                                   mode=bundle.host_resize, bgr=bundle.frame_bgr) if options.int8 else None)
     source = _eval_source(options, num_classes)
-    steps = 1 + options.fp16 + options.int8
+    earlier_variants = bundle.manifest.report("variants")
+    earlier_fp16 = bundle.find("onnx", "fp16")
+    steps = 1 + (options.fp16 or earlier_fp16 is not None) + options.int8
     bar = Progress(steps, "calibrate", log_interval=0)
     variants: dict[str, dict] = {}
     reference = None
     if source is not None:
         variants["fp32"], reference = score_onnx(fp32_path, source, num_classes, max_images=options.eval_images,
-                                                 threads=options.threads, mode=bundle.host_resize, bgr=bundle.frame_bgr)
+                                                 threads=options.threads, mode=bundle.host_resize, bgr=bundle.frame_bgr,
+                                                 progress=True)
         variants["fp32"].update(file=fp32_path.name, miou_drop=0.0, label_agreement=1.0)
     bar.update(stage="fp32 scored")
 
@@ -113,7 +116,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
             return {"file": name, "bytes": (bundle.root / name).stat().st_size}
         result, _ = score_onnx(bundle.root / name, source, num_classes, max_images=options.eval_images,
                                threads=options.threads, reference=reference, mode=bundle.host_resize,
-                               bgr=bundle.frame_bgr)
+                               bgr=bundle.frame_bgr, progress=True)
         return {**result, "file": name, "miou_drop": miou_drop_points(variants["fp32"]["miou"], result["miou"])}
 
     if options.fp16:
@@ -121,6 +124,10 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
         variants["fp16"] = {**score(FILES["fp16"]), **info}
         bundle.add_file(FILES["fp16"], "onnx", precision="fp16")
         bar.update(stage="fp16")
+    elif earlier_fp16 is not None:  # an FP16 variant made before: scored again, so the gate still covers it
+        conversion = {k: v for k, v in earlier_variants.get("fp16", {}).items() if k in ("kept_fp32_ops", "nodes")}
+        variants["fp16"] = {**score(earlier_fp16), **conversion}
+        bar.update(stage="fp16 (kept)")
     search: list[dict] = []
     if options.int8:
         variants["int8"], search = _int8(bundle, fp32_path, calib, options, score)

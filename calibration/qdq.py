@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from edgeseg.calibration.qdq_trt import write_tensorrt_qdq
 from edgeseg.calibration.readers import CalibrationSet
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
+from edgeseg.stdio import stdout_to_stderr
 
 log = logging.getLogger(__name__)
 METHODS = ("entropy", "percentile", "minmax")
@@ -126,7 +126,7 @@ def _quiet_onnxruntime():
     root, advice = logging.getLogger(), _PreprocessAdvice()
     root.addFilter(advice)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with stdout_to_stderr():
             yield
     finally:
         root.removeFilter(advice)

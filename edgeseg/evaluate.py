@@ -11,6 +11,7 @@ from edgeseg.data.torch_dataset import depth_tensor, to_tensor
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
 from edgeseg.progress import Progress
+from edgeseg.runtime.evaluate import announce, split_summary
 
 
 @torch.no_grad()
@@ -46,7 +47,11 @@ def evaluate_model(model: torch.nn.Module, source: SegmentationSource, *, num_cl
     rgbd = getattr(model, "in_channels", 3) == 4
     cm = ConfusionMatrix(num_classes, source.ignore_index)
     bf = BoundaryFScore() if boundary else None
-    bar = Progress(len(indices), f"eval {source.name}", enabled=progress)
+    if progress:
+        where = "at each image's own size" if size is None else (f"fitted to {size[0]}x{size[1]} ({mode}), labels "
+                                                                  "mapped back to each image's size")
+        announce(f"scoring {split_summary(source, count)} with torch on {device} {where}")
+    bar = Progress(len(indices), "validate torch", enabled=progress)
     try:
         for i in indices:
             image, label, *depth = source.rgbd(i) if rgbd else source[i]

@@ -13,6 +13,7 @@ from edgeseg.export.trt_support import OPSET_RANGE
 from edgeseg.fileio import atomic_path
 from edgeseg.models.deploy import DeployModel
 from edgeseg.runtime.bundle import DEPTH_INPUT, INPUT_NAME
+from edgeseg.stdio import stdout_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def export_module(module: torch.nn.Module, path: str | Path, examples: dict[str,
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     names, args = list(examples), tuple(examples.values())
     module.eval()
-    with warnings.catch_warnings(), atomic_path(path) as tmp:
+    with warnings.catch_warnings(), atomic_path(path) as tmp, stdout_to_stderr():  # the exporter's prints: logs
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             batch = torch.export.Dim("batch", min=1, max=1024)

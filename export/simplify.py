@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
+from edgeseg.stdio import stdout_to_stderr
 
 log = logging.getLogger(__name__)
 METHODS = ("onnxsim", "onnxslim", "none")
@@ -28,7 +29,8 @@ def simplify_onnx(path: str | Path, method: str = "onnxsim") -> dict:
         except ImportError:
             raise EdgesegError("--simplify onnxsim needs onnxsim: pip install onnxsim "
                                "(or --simplify onnxslim|none)") from None
-        simplified, ok = onnxsim.simplify(model)
+        with stdout_to_stderr():  # onnxsim's C++ prints: logs, not results
+            simplified, ok = onnxsim.simplify(model)
         if not ok:
             raise EdgesegError("onnxsim could not validate the simplified model")
     else:
@@ -36,7 +38,8 @@ def simplify_onnx(path: str | Path, method: str = "onnxsim") -> dict:
             import onnxslim
         except ImportError:
             raise EdgesegError("--simplify onnxslim needs onnxslim: pip install onnxslim") from None
-        simplified = onnxslim.slim(model)
+        with stdout_to_stderr():  # onnxslim prints its summary table
+            simplified = onnxslim.slim(model)
     with atomic_path(path) as tmp:
         onnx.save(simplified, str(tmp))
     after = len(simplified.graph.node)

@@ -36,7 +36,7 @@ from edgeseg.data.geometry import DEFAULT_RESIZE, labels_to_frame
 from edgeseg.errors import EdgesegError
 from edgeseg.meta import default_palette
 from edgeseg.metrics import scores_from_confusion
-from edgeseg.progress import Progress
+from edgeseg.progress import Progress, end_live_line
 from edgeseg.runtime.agreement import AgreementCounter, ReferenceLabels
 from edgeseg.runtime.bench_plan import Target, plan_targets
 from edgeseg.runtime.bundle import open_bundle
@@ -107,9 +107,10 @@ def _timing_depths(runner: Runner, frames: Sequence[np.ndarray]) -> list[np.ndar
 
 def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int, size: tuple[int, int],
                     warmup: int, iters: int, progress: Progress | None = None,
-                    mode: str = DEFAULT_RESIZE) -> dict[str, list[float]]:
+                    mode: str = DEFAULT_RESIZE, step: float = 1.0) -> dict[str, list[float]]:
     """Per-iteration milliseconds: ``latency`` (the runner's), ``preprocess``, ``inference``, ``transfer``
-    (only when the runner reports h2d/d2h), ``postprocess`` and ``end_to_end``."""
+    (only when the runner reports h2d/d2h), ``postprocess`` and ``end_to_end``. ``progress`` advances by
+    ``step`` per timed iteration (warm-up iterations only show as its phase)."""
     depths = _timing_depths(runner, frames)
     specs = runner.inputs()
     samples: dict[str, list[float]] = {k: [] for k in
@@ -137,13 +138,14 @@ def measure_latency(runner: Runner, frames: Sequence[np.ndarray], *, batch: int,
             samples["postprocess"].append((t3 - t2) * 1e3)
             samples["end_to_end"].append((t3 - t0) * 1e3)
         if progress is not None:
-            progress.update(1)
+            progress.update(step if i >= warmup else 0, phase="latency" if i >= warmup else "warmup")
     return samples
 
 
 def measure_throughput(runner: Runner, feed: dict[str, np.ndarray], *, streams: int, iters: int,
-                       progress: Progress | None = None) -> dict:
-    """Frames per second of ``iters`` inferences with ``streams`` in flight (one host thread each)."""
+                       progress: Progress | None = None, step: float = 1.0) -> dict:
+    """Frames per second of ``iters`` inferences with ``streams`` in flight (one host thread each); ``progress``
+    advances by ``step`` per inference."""
     frames_per_call = next(iter(feed.values())).shape[0]
     counts = [iters // streams + (1 if k < iters % streams else 0) for k in range(streams)]
 
@@ -151,7 +153,7 @@ def measure_throughput(runner: Runner, feed: dict[str, np.ndarray], *, streams: 
         for _ in range(count):
             runner.infer(feed, check=False)
             if progress is not None:
-                progress.update(1)
+                progress.update(step, phase="throughput")
 
     t0 = time.perf_counter()
     if streams == 1:
@@ -230,9 +232,11 @@ def warm_backend(target: Target, settings: BenchSettings, source: SegmentationSo
 
 
 def bench_target(target: Target, settings: BenchSettings, source: SegmentationSource | None,
-                 keep: int = 0, on_prediction: Callable[[int, np.ndarray], None] | None = None
-                 ) -> tuple[dict, list[np.ndarray]]:
-    """Measure one target; returns its report row and the first ``keep`` predicted label maps.
+                 keep: int = 0, bar: Progress | None = None,
+                 on_prediction: Callable[[int, np.ndarray], None] | None = None) -> tuple[dict, list[np.ndarray]]:
+    """Measure one target; returns its report row and the first ``keep`` predicted label maps. ``bar`` counts
+    the timed iterations the user asked for (``settings.iters`` per target; each is one latency and one
+    throughput inference, so each advances it by half): the whole bench's, else one of this target's own.
     ``on_prediction(index, labels)`` also sees every prediction of the accuracy pass."""
     classes, palette = _model_classes(target, source)
     mode = _resize_mode(target)
@@ -244,18 +248,22 @@ def bench_target(target: Target, settings: BenchSettings, source: SegmentationSo
             load_s = time.perf_counter() - t0
             batch, size = _batch_and_size(runner, settings.batch)
             frames = _timing_frames(source, max(batch, 4), size)
-            steps = settings.warmup + 2 * settings.iters
-            bar = Progress(steps, f"bench {target.label}", enabled=settings.progress)
+            own = bar is None
+            if own:
+                bar = Progress(settings.iters, f"bench {target.label}", enabled=settings.progress)
+            assert bar is not None
+            bar.postfix["engine"] = target.label
             try:
                 with CpuLoad() as load:
                     samples = measure_latency(runner, frames, batch=batch, size=size, warmup=settings.warmup,
-                                              iters=settings.iters, progress=bar, mode=mode)
+                                              iters=settings.iters, progress=bar, mode=mode, step=0.5)
                     depths = _timing_depths(runner, frames[:batch])
                     feed = make_feed(runner.inputs(), frames[:batch], size, depths or None, mode)
                     throughput = measure_throughput(runner, feed, streams=settings.streams, iters=settings.iters,
-                                                    progress=bar)
+                                                    progress=bar, step=0.5)
             finally:
-                bar.close()
+                if own:
+                    bar.close()
             accuracy = None
             if source is not None:
                 seen: list[int] = []
@@ -333,28 +341,44 @@ def run_bench(paths: Sequence[str], settings: BenchSettings) -> BenchResult:
     taken: set[str] = set()
     references: list[tuple[Target, ReferenceLabels]] = []  # the fp32 targets' predictions, for agreement
     warmed: set[str] = set()
-    for target in targets:
-        if target.backend not in warmed:
-            warm_backend(target, settings, source)
-            warmed.add(target.backend)
-        reference, counter = None, None
-        if source is not None and target.precision == "fp32":
-            reference = ReferenceLabels("")
-        elif source is not None and (found := _reference_for(target, references)) is not None:
-            counter = AgreementCounter(found)
-        hook = reference.record if reference is not None else counter.add if counter is not None else None
-        row, kept = bench_target(target, settings, source, keep, on_prediction=hook)
-        row["id"] = _row_id(row, taken)
-        if reference is not None:
-            reference.row_id = row["id"]
-            references.append((target, reference))
-        row["agreement"] = counter.to_dict() if counter is not None else None
-        rows.append(row)
-        predictions[row["id"]] = kept
-        lat, acc = row["latency_ms"], row["accuracy"]
-        log.info("%s: p50 %.2f ms, %.1f FPS with %d in flight%s", target.label, lat["p50"],
-                 row["throughput"]["fps"], settings.streams, f", mIoU {100 * acc['miou']:.2f}" if acc else "")
-        for note in noise_notes(row):
-            log.warning("%s: %s; its latency figures are not reliable", target.label, note)
+    bar = Progress(len(targets) * settings.iters, f"bench ({len(targets)} engine{'s' * (len(targets) > 1)} × "
+                   f"{settings.iters} iterations)", enabled=settings.progress)
+    try:
+        for target in targets:
+            if target.backend not in warmed:
+                warm_backend(target, settings, source)
+                warmed.add(target.backend)
+            row, kept = _bench_one(target, settings, source, keep, bar, taken, references)
+            rows.append(row)
+            predictions[row["id"]] = kept
+    finally:
+        bar.close()
     samples = [source[i] for i in range(keep)] if source is not None else []
     return BenchResult(collect_environment(), asdict(settings), rows, samples, predictions)
+
+
+def _bench_one(target: Target, settings: BenchSettings, source, keep: int, bar: Progress, taken: set[str],
+               references: list[tuple[Target, ReferenceLabels]]):
+    """One target of :func:`run_bench` on the bench-wide ``bar``: its row (with a unique id and, for a reduced
+    precision, its label agreement with the fp32 reference) and overlays. An fp32 target joins ``references``."""
+    reference, counter = None, None
+    if source is not None and target.precision == "fp32":
+        reference = ReferenceLabels("")
+    elif source is not None and (found := _reference_for(target, references)) is not None:
+        counter = AgreementCounter(found)
+    hook = reference.record if reference is not None else counter.add if counter is not None else None
+    row, kept = bench_target(target, settings, source, keep, bar, on_prediction=hook)
+    row["id"] = _row_id(row, taken)
+    if reference is not None:
+        reference.row_id = row["id"]
+        references.append((target, reference))
+    row["agreement"] = counter.to_dict() if counter is not None else None
+    lat, acc = row["latency_ms"], row["accuracy"]
+    end_live_line()
+    miou = (f", mIoU {100 * acc['miou']:.2f} on {acc['images']} images of {acc['data']} ({row['backend']}, "
+            f"{'x'.join(map(str, row['input_size']))} input)" if acc else "")
+    log.info("%s: p50 %.2f ms, %.1f FPS with %d in flight%s", target.label, lat["p50"], row["throughput"]["fps"],
+             settings.streams, miou)
+    for note in noise_notes(row):
+        log.warning("%s: %s; its latency figures are not reliable", target.label, note)
+    return row, kept

@@ -6,6 +6,7 @@ map's size, so scores are always computed at the dataset's own resolution.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -14,9 +15,25 @@ from edgeseg.data.base import SegmentationSource
 from edgeseg.data.geometry import DEFAULT_RESIZE, labels_to_frame
 from edgeseg.errors import EdgesegError
 from edgeseg.metrics import BoundaryFScore, ConfusionMatrix
-from edgeseg.progress import Progress
+from edgeseg.progress import Progress, end_live_line
 from edgeseg.runtime.feeds import image_geometry, make_feed, specs_take_depth
 from edgeseg.runtime.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+def split_summary(source: SegmentationSource, count: int) -> str:
+    """``100 images of synthetic/val (256x512 the first)``: what a validation scores, for its log line."""
+    if count <= 0 or len(source) == 0:
+        return f"0 images of {source.name}"
+    h, w = source[0][1].shape[:2]
+    return f"{count} image{'s' if count != 1 else ''} of {source.name} ({h}x{w} the first)"
+
+
+def announce(what: str) -> None:
+    """Log what a validation is about to score (after ending a live progress line)."""
+    end_live_line()
+    log.info("%s", what)
 
 
 def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: int,
@@ -37,7 +54,11 @@ def evaluate_runner(runner: Runner, source: SegmentationSource, *, num_classes: 
     rgbd = specs_take_depth(specs)
     cm = ConfusionMatrix(num_classes, source.ignore_index)
     bf = BoundaryFScore() if boundary else None
-    bar = Progress(count // batch * batch, f"eval {runner.backend} on {source.name}", enabled=progress)
+    scored = count // batch * batch
+    if progress:
+        announce(f"scoring {split_summary(source, scored)} with {runner.backend}: fitted to its {size[0]}x{size[1]} "
+                 f"input ({mode}), labels mapped back to each image's size")
+    bar = Progress(scored, f"validate {runner.backend}", enabled=progress)
     try:
         for start in range(0, count - batch + 1, batch):
             if rgbd:

@@ -28,7 +28,8 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
     TensorRT version and GPU they were built for. ``auto`` takes the bundle's engine of that precision when
     TensorRT is usable here, else its ONNX with the backend :func:`~edgeseg.runtime.backends.auto_onnx_backend`
     picks (OpenVINO on an x86 CPU when installed, else ONNX Runtime). ``streams`` is how many threads will call the
-    runner at once (TensorRT gives each its own execution context and CUDA stream).
+    runner at once (TensorRT gives each its own execution context and CUDA stream). ``device`` is where the torch
+    backend runs: ``cpu``, ``cuda[:N]`` or ``auto`` (:func:`auto_torch_device`).
     """
     if backend != "auto":
         backend_entry(backend)  # an unknown name is refused here
@@ -52,6 +53,14 @@ def load_runner(path: str | os.PathLike, backend: str = "auto", *, precision: st
         raise EdgesegError(f"{p} is a checkpoint: export it to a bundle first (edgeseg export --checkpoint {p}), "
                            f"or evaluate it directly with edgeseg eval {p}")
     raise EdgesegError(f"{p}: expected a bundle folder, an .onnx file or a .pt checkpoint")
+
+
+def auto_torch_device() -> str:
+    """``cuda`` when torch sees a CUDA GPU, else ``cpu`` (what ``--device auto`` means for the torch backend;
+    imports torch, which only that backend needs)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def onnx_runner(path: Path, backend: str = "auto", providers: str = "cpu", threads: int | None = None) -> Runner:
@@ -120,6 +129,8 @@ def _bundle_runner(p: Path, backend, precision, providers, threads, device, stre
         if name is None:
             raise EdgesegError(f"{bundle.root} has no {precision} ONNX model")
         return onnx_runner(bundle.path(name), backend, providers, threads)
+    if device == "auto":
+        device = auto_torch_device()
     on_gpu = device.startswith("cuda")
     if precision not in (BACKENDS["torch"].precisions if on_gpu else ("fp32",)):
         where = "on a GPU (--device cuda)" if on_gpu else "on a CPU"

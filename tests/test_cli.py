@@ -1,6 +1,14 @@
 import json
 
+import pytest
+
 from edgeseg import __version__
+
+
+@pytest.fixture(autouse=True)
+def _user_cache(tmp_path, monkeypatch):
+    """Figures `edgeseg models` counts on demand go to the test's own cache, not the user's."""
+    monkeypatch.setenv("EDGESEG_CACHE_DIR", str(tmp_path / "user-cache"))
 
 
 def test_version(cli):

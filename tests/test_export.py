@@ -111,7 +111,7 @@ def test_export_from_checkpoint_and_eval_backends_agree(tmp_path, cli_here):
     # trained on the synthetic scenes: its labels follow the picture, so a frame fitted another way scores otherwise
     ckpt = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "lednet.pt"
     r = cli("export", "--checkpoint", str(ckpt), "--input-size", "96x256", "--resize", "letterbox",
-            "--out", str(tmp_path / "b"), "--data", "synthetic")
+            "--out", str(tmp_path / "b"), "--data", "synthetic", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["label_agreement"] >= 0.999
     scores, resolutions = {}, set()

@@ -297,7 +297,8 @@ def test_checkpoint_on_a_full_disk(tmp_path, capsys, data, monkeypatch, free, er
 
     monkeypatch.setattr(torch, "save", failing_save)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: SimpleNamespace(total=10**12, used=0, free=free))
-    assert_refused(capsys, tmp_path, *train(tmp_path / "run", data), match=match, max_lines=4)
+    assert_refused(capsys, tmp_path, *train(tmp_path / "run", data), match=match,
+                   max_lines=6)  # the plan, the training bar, the validation's announcement and bar, the error
     assert not (tmp_path / "run").exists()  # no temp file, no config.json, no metrics.jsonl, no folder
 
 
@@ -335,9 +336,9 @@ def test_interrupt_saves_last_and_resume_continues(tmp_path, capsys, data, monke
     assert json.loads((out / "config.json").read_text())["iters"] == 4
     assert [r["iter"] for r in _records(out)] == [1, 2]
     monkeypatch.undo()
-    outcome = run(capsys, "train", "--out", out, "--resume")
+    outcome = run(capsys, "train", "--out", out, "--resume", "--json")
     assert outcome.code == 0, outcome.stderr
-    assert json.loads(outcome.stdout.splitlines()[-1])["iteration"] == 4
+    assert json.loads(outcome.stdout)["iteration"] == 4
     assert [r["iter"] for r in _records(out) if "lr" in r] == [1, 2, 3, 4]
 
 

@@ -75,9 +75,9 @@ def test_resume_without_checkpoint_is_an_error(tmp_path):
 def test_cli_train_then_eval(tmp_path, cli):
     out = tmp_path / "run"
     r = cli("train", "--model", "dfanet_b", "--data", "synthetic:8", "--iters", "2", "--batch-size", "2",
-            "--crop", "32x64", "--out", str(out), "--set", "workers=0", "val_max_images=2", "warmup=1")
+            "--crop", "32x64", "--out", str(out), "--set", "workers=0", "val_max_images=2", "warmup=1", "--json")
     assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    summary = json.loads(r.stdout)
     assert summary["iteration"] == 2 and (out / "best.pt").is_file()
     r = cli("eval", str(out / "best.pt"), "--data", "synthetic", "--max-images", "2", "--json")
     assert r.returncode == 0, r.stderr

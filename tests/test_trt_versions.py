@@ -131,7 +131,7 @@ def test_export_and_calibrate_write_the_cache_for_the_chosen_tensorrt():
     from edgeseg.cli.variants import add_calibration_arguments, calibration_options
 
     parser = argparse.ArgumentParser()
-    add_calibration_arguments(parser, required=True)
+    add_calibration_arguments(parser, calibrate=True)
     default = calibration_options(parser.parse_args(["--calib-data", "x"]), int8=True, fp16=False)
     chosen = calibration_options(parser.parse_args(["--calib-data", "x", "--trt-version", "10.13.2"]), True, False)
     assert (default.trt_version, chosen.trt_version) == ("100300", "101302")  # JetPack 6's 10.3 by default

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from edgeseg.cli.args import non_negative_int, positive_int
+from edgeseg.cli.common import PRECISION_DEFAULT, add_json, examples, print_json
 from edgeseg.runtime.backends import PRECISIONS
 
 
@@ -18,9 +18,11 @@ def _opt_level(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="a bundle folder from edgeseg export")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp16",
-                        help="which typed ONNX to build (default fp16); int8 builds the Q/DQ model")
-    parser.add_argument("--workspace", type=positive_int, metavar="MB", help="workspace memory pool limit")
+    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISION_DEFAULT,
+                        help=f"which typed ONNX to build (default {PRECISION_DEFAULT}, as trtexec; fp16 for speed; "
+                             "int8 builds the Q/DQ model)")
+    parser.add_argument("--workspace", type=positive_int, metavar="MB",
+                        help="workspace memory pool limit (default: TensorRT's, the GPU's memory)")
     parser.add_argument("--opt-level", type=_opt_level, default=3, help="builder optimisation level 0..5 (default 3)")
     parser.add_argument("--timing-cache", metavar="FILE", help="read and update this timing cache")
     parser.add_argument("--dla", type=non_negative_int, metavar="CORE",
@@ -29,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version-compatible", action="store_true",
                         help="an engine later TensorRT versions can run (lean runtime)")
     parser.add_argument("--hardware-compatibility", choices=("none", "ampere+", "same-cc"), default="none",
-                        help="an engine that runs on other GPUs: every Ampere+ GPU, or the same compute capability")
+                        help="an engine that runs on other GPUs: every Ampere+ GPU, or the same compute capability "
+                             "(default none: this GPU only)")
     parser.add_argument("--legacy-calibrator", action="store_true",
                         help="TensorRT 10 only: implicit INT8 from model.onnx and calib.cache "
                              "(IInt8EntropyCalibrator2)")
@@ -42,6 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dynamic-batch bundles: the batch TensorRT tunes for (default --max-batch)")
     parser.add_argument("--print-trtexec", action="store_true",
                         help="print the equivalent trtexec command and exit (needs no TensorRT here)")
+    add_json(parser, "the engine's summary (or, with --print-trtexec, the command)")
+    examples(parser,
+             "edgeseg build demo/bundle-bisenetv2 --precision fp16              # on the Jetson or GPU box",
+             "edgeseg build b --precision int8 --dla 0 --gpu-fallback          # Xavier / Orin DLA",
+             "edgeseg build b --precision fp16 --print-trtexec                 # the same, as a trtexec command")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,7 +65,11 @@ def main(args: argparse.Namespace) -> int:
     if args.print_trtexec:
         from edgeseg.runtime.trtexec import build_command
 
-        print(build_command(args.bundle, options))
+        command = build_command(args.bundle, options)
+        if args.json:
+            print_json({"command": command})
+        else:
+            print(command)
         return 0
     images = None
     if args.legacy_calibrator and args.calib_data:
@@ -71,8 +83,15 @@ def main(args: argparse.Namespace) -> int:
                                                 bgr=bundle.frame_bgr).images)
     result = build_engine(args.bundle, options, calibration_images=images)
     layers = result["layers"]
-    print(json.dumps({"engine": result["engine"], "tensorrt": result["entry"]["tensorrt"],
-                      "gpu": result["entry"]["gpu"], "build_seconds": result["entry"]["build_seconds"],
-                      "layers": len(layers["layers"]), "by_precision": layers["by_precision"],
-                      "by_device": layers["by_device"]}))
+    summary = {"engine": result["engine"], "precision": args.precision, "tensorrt": result["entry"]["tensorrt"],
+               "gpu": result["entry"]["gpu"], "build_seconds": result["entry"]["build_seconds"],
+               "layers": len(layers["layers"]), "by_precision": layers["by_precision"],
+               "by_device": layers["by_device"]}
+    if args.json:
+        print_json(summary)
+    else:
+        mix = ", ".join(f"{n} {k}" for k, n in summary["by_precision"].items())
+        where = ", ".join(f"{n} on {k}" for k, n in summary["by_device"].items())
+        print(f"engine {summary['engine']} ({args.precision}, TensorRT {summary['tensorrt']}, {summary['gpu']}): "
+              f"{summary['layers']} layers ({mix}; {where}), built in {summary['build_seconds']:.0f} s")
     return 0

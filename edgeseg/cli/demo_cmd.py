@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgeseg.cli.args import positive_int
+from edgeseg.cli.common import add_json, examples, print_json
 
 
 def _minutes(text: str) -> float:
@@ -18,6 +19,14 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _default_images() -> str:
+    from edgeseg.demo import DemoOptions
+
+    bench = DemoOptions.bench_images
+    return (f"{DemoOptions.gate_images} for the gate, "
+            f"{'the whole synthetic val split' if bench is None else bench} for the bench")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo"), help="folder for every stage (default demo/)")
     parser.add_argument("--model", default="bisenetv2", help="registry name (default bisenetv2)")
@@ -25,7 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training time budget in minutes (default 5: the whole demo stays under 10 on 2 cores)")
     parser.add_argument("--retrain", action="store_true", help="train again even if OUT has a checkpoint")
     parser.add_argument("--iters", type=positive_int, default=50, help="timed bench iterations (default 50)")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for calibration and bench")
+    parser.add_argument("--threads", type=positive_int,
+                        help="CPU threads for calibration and bench (default: all cores)")
+    parser.add_argument("--val-images", type=positive_int, metavar="N",
+                        help="validation images the accuracy gate and each bench engine score (default: "
+                             f"{_default_images()})")
+    add_json(parser, "the outcome (gate, bench rows, paths, stage times)")
+    examples(parser,
+             "edgeseg demo                                   # about 10 minutes on 2 CPU cores",
+             "edgeseg demo --model lednet --minutes 2 --out demo-lednet",
+             "edgeseg demo --json                            # again: reuses the checkpoint and bundle")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,11 +53,27 @@ def main(args: argparse.Namespace) -> int:
 
     check_out(args.out)
     model_info(args.model)  # an unknown name fails before anything runs
+    images = {} if args.val_images is None else {"gate_images": args.val_images, "bench_images": args.val_images}
     result = run_demo(DemoOptions(out=args.out, model=args.model, minutes=args.minutes, retrain=args.retrain,
-                                  bench_iters=args.iters, threads=args.threads))
-    print(summary_table(result.report))
-    verdict = {True: "passed", False: "FAILED", None: "not run"}[result.gate_passed]
+                                  bench_iters=args.iters, threads=args.threads, **images))
+    from edgeseg.cli.report_output import miou_note, summary_rows
+    from edgeseg.cli.variants import gate_note
+    from edgeseg.runtime.bundle import open_bundle
+
+    manifest = open_bundle(result.bundle).manifest
     s = result.seconds
+    if args.json:
+        print_json({"gate_passed": result.gate_passed, "gate": manifest.report("gate"), "seconds": s,
+                    "checkpoint": str(result.checkpoint), "bundle": str(result.bundle),
+                    "report": str(result.report_dir / "report.html"), "rows": summary_rows(result.report)})
+        return 0
+    print(summary_table(result.report))
+    note = miou_note(result.report)
+    if note:
+        print(note)
+    verdict = {True: "passed", False: "FAILED", None: "not run"}[result.gate_passed]
+    if result.gate_passed is not None:
+        print(f"accuracy gate {gate_note(manifest)}")
     print(f"accuracy gate: {verdict}; train {s['train']:.0f} s, export {s['export']:.0f} s, bench {s['bench']:.0f} s, "
           f"total {s['total'] / 60:.1f} min")
     print(f"checkpoint: {result.checkpoint}")

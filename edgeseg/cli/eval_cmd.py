@@ -7,30 +7,38 @@ import json
 import sys
 
 from edgeseg.cli.args import input_size, positive_int, torch_device_or_auto
+from edgeseg.cli.common import DEVICE_HELP, PRECISION_DEFAULT, add_canonical, add_json, examples
 from edgeseg.data.geometry import DEFAULT_RESIZE, RESIZE_MODES
+from edgeseg.data.synthetic_source import VAL_SIZE
 from edgeseg.runtime.backends import PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="an edgeseg checkpoint (.pt), a bundle folder, or an .onnx file")
-    parser.add_argument("--data", default="synthetic", help="data spec (default synthetic)")
+    parser.add_argument("--data", default="synthetic", help="labelled data spec (default synthetic)")
     parser.add_argument("--split", default="val", help="dataset split (default val)")
-    parser.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
+    add_canonical(parser, "--val-images", "--max-images", type=positive_int, metavar="N",
+                  help="score only the first N images of the split (default: all of it; synthetic/val has "
+                       f"{VAL_SIZE})")
     parser.add_argument("--boundary", action="store_true", help="also report the boundary F-score")
-    parser.add_argument("--device", type=torch_device_or_auto, default="auto",
-                        help="auto, cpu or cuda for torch (default auto)")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "openvino", "torch"), default="auto",
                         help="for a bundle: which backend runs it (default auto: OpenVINO on an x86 CPU when "
                              "installed, else ONNX Runtime)")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="which variant of a bundle to run (default fp32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISION_DEFAULT,
+                        help=f"which variant of a bundle to run (default {PRECISION_DEFAULT})")
+    parser.add_argument("--device", type=torch_device_or_auto, default="auto",
+                        help=f"where checkpoints and --backend torch run: {DEVICE_HELP} (default auto)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for the backend (default: all cores)")
     parser.add_argument("--input-size", type=input_size, metavar="HxW",
                         help="checkpoints: score at this deploy size, as its bundle would be (default: each image "
                              "at its own size)")
     parser.add_argument("--resize", choices=RESIZE_MODES,
                         help=f"checkpoints with --input-size: how images are fitted (default {DEFAULT_RESIZE})")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(parser, "the scores")
+    examples(parser,
+             "edgeseg eval runs/demo/best.pt --val-images 20                 # a checkpoint, torch",
+             "edgeseg eval demo/bundle-bisenetv2 --precision int8 --json     # a bundle's INT8 variant",
+             "edgeseg eval model.onnx --data cityscapes:/data/cityscapes --boundary")
 
 
 def format_table(scores: dict, classes: list[str]) -> str:
@@ -61,7 +69,7 @@ def _evaluate_checkpoint(args, source):
         torch.set_num_threads(args.threads)
     device = select_device(args.device)
     cm = evaluate_model(model.to(device), source, num_classes=meta.num_classes, mean=meta.mean, std=meta.std,
-                        device=device, max_images=args.max_images, boundary=args.boundary, progress=True,
+                        device=device, max_images=args.val_images, boundary=args.boundary, progress=True,
                         size=args.input_size, mode=mode)
     if args.input_size is None:
         return cm, meta.classes, name, "torch", "each image at its own size"
@@ -91,9 +99,9 @@ def _evaluate_runner(args, source):
             where = f"frame size, placed in the graph by {bundle.resize_mode};"
         if len(classes) != source.num_classes:
             raise EdgesegError(f"{path} predicts {len(classes)} classes, {args.data} has {source.num_classes}")
-    runner = load_runner(path, args.backend, precision=args.precision, threads=args.threads)
+    runner = load_runner(path, args.backend, precision=args.precision, threads=args.threads, device=args.device)
     with runner:
-        cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=args.max_images,
+        cm = evaluate_runner(runner, source, num_classes=len(classes), max_images=args.val_images,
                              boundary=args.boundary, progress=True, mode=mode, bgr=bgr)
         h, w = image_geometry(runner.name, runner.inputs())[1]
     return cm, classes, name, runner.backend, f"{h}x{w} {where} ({mode}), labels mapped back to each image"
@@ -113,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
     scores = scores_from_confusion(cm.matrix)
     if cm.boundary:
         scores.update(cm.boundary)
-    images = min(len(source), args.max_images or len(source))
+    images = min(len(source), args.val_images or len(source))
     result = {"model": name, "path": str(args.model), "backend": backend, "precision": args.precision,
               "data": args.data, "split": args.split, "images": images, "resolution": resolution,
               "classes": list(classes), **scores}

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from edgeseg.cli.args import fraction, input_size, number, positive_int, positive_number
-from edgeseg.cli.variants import add_calibration_arguments, calibration_options, variants_table
+from edgeseg.cli.common import add_canonical, add_json, examples, print_json
+from edgeseg.cli.variants import (
+    add_calibration_arguments,
+    calibration_options,
+    gate_passed,
+    variants_result,
+    variants_table,
+)
 from edgeseg.data.geometry import DEFAULT_RESIZE, RESIZE_MODES
 from edgeseg.runtime.bundle import ARGMAX_AT
 from edgeseg.runtime.manifest import FRAME_FORMATS
@@ -21,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=input_size, metavar="HxW",
                         help="deploy size (default: the checkpoint's, else the model's)")
     batch = parser.add_mutually_exclusive_group()
-    batch.add_argument("--batch", type=positive_int, default=1, help="static batch size (default 1)")
+    add_canonical(batch, "--batch-size", "--batch", type=positive_int, default=1, metavar="N",
+                  help="static batch size: images per inference (default 1)")
     batch.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
     parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
                         help="how frames of another size or aspect are fitted to the deploy size, by calibration, "
@@ -30,17 +37,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputs", default="labels",
                         help="comma list of labels, logits, probs, overlay (palette blended over the frame, in the "
                              "graph), color (the palette image) (default labels)")
-    parser.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo")
-    parser.add_argument("--simplify", choices=("onnxsim", "onnxslim", "none"), default="onnxsim")
+    parser.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                        help="torch's ONNX exporter (default dynamo)")
+    parser.add_argument("--simplify", choices=("onnxsim", "onnxslim", "none"), default="onnxsim",
+                        help="graph simplifier run before verification (default onnxsim)")
     parser.add_argument("--num-classes", type=positive_int, help="classes for --model (default 19)")
-    parser.add_argument("--data", help="also verify on this dataset's val images (data spec)")
+    parser.add_argument("--data", help="also verify ONNX Runtime against torch on a few of this dataset's val "
+                                       "images (data spec; default: random inputs only)")
     parser.add_argument("--min-agreement", type=fraction, default=0.999,
                         help="minimum ONNX Runtime vs torch label agreement (default 0.999)")
     parser.add_argument("--max-attention-mb", type=positive_number, default=1024.0, metavar="MB",
                         help="refuse deploy sizes whose (H·W)² attention matrix (danet) exceeds this (default 1024)")
+    add_json(parser, "the bundle's summary (and its variants and gate)")
     add_frame_arguments(parser)
     add_crf_arguments(parser)
     add_calibration_arguments(parser)
+    examples(parser,
+             "edgeseg export --checkpoint runs/demo/best.pt --out bundle                # fp32, verified",
+             "edgeseg export --checkpoint best.pt --out bundle --fp16 --int8 --calib-data synthetic --val-images 50",
+             "edgeseg export --model lednet --input-size 512x1024 --out lednet-random   # random weights",
+             "edgeseg export --checkpoint best.pt --out cam --frame-size 720x1280 --frame-format bgr --outputs overlay")
 
 
 def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +66,8 @@ def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
                             "size itself (--resize: same placement as on the host; bilinear, not antialiased); "
                             "labels and pictures come back at this size")
     group.add_argument("--frame-format", choices=FRAME_FORMATS, default="rgb",
-                       help="the frames' channel order (bgr: OpenCV's and GStreamer's, no host conversion; "
-                            "needs --frame-size)")
+                       help="the frames' channel order (default rgb; bgr: OpenCV's and GStreamer's, no host "
+                            "conversion; needs --frame-size)")
     group.add_argument("--overlay-alpha", type=number(0, 1), default=DEFAULT_ALPHA, metavar="A",
                        help=f"the palette colour's weight in the overlay output (default {DEFAULT_ALPHA})")
     group.add_argument("--argmax-at", choices=ARGMAX_AT, default="output",
@@ -89,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
     if not outputs or set(outputs) - set(OUTPUTS):
         raise EdgesegError(f"--outputs must list some of {', '.join(OUTPUTS)}, got {args.outputs!r}")
     calibration = calibration_options(args, args.int8, args.fp16) if (args.int8 or args.fp16) else None
-    options = ExportOptions(input_size=args.input_size, batch=args.batch, dynamic_batch=args.dynamic_batch,
+    options = ExportOptions(input_size=args.input_size, batch=args.batch_size, dynamic_batch=args.dynamic_batch,
                             opset=args.opset, outputs=outputs, exporter=args.exporter, simplify=args.simplify,
                             min_agreement=args.min_agreement, data=args.data, num_classes=args.num_classes,
                             crf=crf_params(args) if args.crf else None, max_attention_mb=args.max_attention_mb,
@@ -100,12 +116,18 @@ def main(args: argparse.Namespace) -> int:
                                   calibration=calibration)
     m = bundle.manifest
     verification = m.report("verification")
-    print(json.dumps({"bundle": str(bundle.root), "model": m.model.name, "input": m.inputs[0].shape,
-                      "opset": m.report("onnx")["opset"], "nodes": m.report("lint")["node_count"],
-                      "label_agreement": verification["label_agreement"],
-                      "max_abs_logit_diff": verification.get("max_abs_logit_diff")}))
-    if calibration is None:
-        return 0
-    table, passed = variants_table(m)
-    print(table)
-    return 0 if passed else 1
+    summary = {"bundle": str(bundle.root), "model": m.model.name, "input": m.inputs[0].shape,
+               "opset": m.report("onnx")["opset"], "nodes": m.report("lint")["node_count"],
+               "label_agreement": verification["label_agreement"],
+               "max_abs_logit_diff": verification.get("max_abs_logit_diff")}
+    if args.json:
+        print_json({**summary, **(variants_result(m) if calibration is not None else {})})
+    else:
+        diff = summary["max_abs_logit_diff"]
+        print(f"bundle {summary['bundle']}: {summary['model']}, input {'x'.join(map(str, summary['input']))}, "
+              f"opset {summary['opset']}, {summary['nodes']} nodes; ONNX Runtime agrees with torch on "
+              f"{100 * summary['label_agreement']:.2f}% of labels"
+              + (f" (max |logit diff| {diff:.2g})" if diff is not None else ""))
+        if calibration is not None:
+            print(variants_table(m)[0])
+    return 0 if calibration is None or gate_passed(m) else 1

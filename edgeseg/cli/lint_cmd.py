@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from edgeseg.cli.common import add_json, examples, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", help="an .onnx file (or a bundle folder: its model.onnx)")
-    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_json(parser, "the findings")
     parser.add_argument("--strict", action="store_true", help="fail on warnings too")
     parser.add_argument("--trt-version", metavar="X.Y",
-                        help="check the opset against this TensorRT's documented range (e.g. 10.3 for JetPack 6)")
+                        help="check the opset against this TensorRT's documented range, e.g. 10.3 for JetPack 6 "
+                             "(default: the newest range, and a warning beyond TensorRT 10's)")
+    examples(parser,
+             "edgeseg lint model.onnx                          # will TensorRT's parser take it?",
+             "edgeseg lint demo/bundle-bisenetv2 --trt-version 10.3 --strict --json")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,6 +30,9 @@ def main(args: argparse.Namespace) -> int:
         bundle = open_bundle(path)
         path = bundle.path(bundle.find("onnx") or "model.onnx")
     report = lint_file(path, args.trt_version)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.table())
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     return 1 if failed else 0

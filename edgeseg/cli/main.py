@@ -23,7 +23,7 @@ from edgeseg.errors import EdgesegError, one_line
 # `edgeseg run` (later) never loads torch.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edgeseg.cli.demo_cmd", "the whole job on built-in data: train, export fp32/fp16/int8, bench, report"),
-    "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs"),
+    "models": ("edgeseg.cli.models_cmd", "list the model zoo with parameters and GFLOPs (cached per model source)"),
     "import": ("edgeseg.cli.import_cmd", "a published checkpoint (CoinCheung's BiSeNet, torchvision's DeepLabV3, ...) "
                                          "as an edgeseg checkpoint"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
@@ -39,6 +39,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("edgeseg.cli.serve_cmd", "serve a bundle behind a local Triton server (HTTP, gRPC, dynamic batching)"),
 }
 
+EPILOG = """every command:
+  stdout carries the result (a table, or JSON with --json); logs and progress bars go to stderr
+  one spelling per concept: --val-images N (validation images scored), --batch-size N, --input-size HxW,
+  --out PATH, --device auto, --precision fp32 (bench: all); `edgeseg COMMAND --help` shows defaults, examples
+
+examples:
+  edgeseg demo                                                  # train, export, bench on built-in data
+  edgeseg models                                                # the zoo
+  edgeseg train --out runs/demo --minutes 5 --val-images 20
+  edgeseg export --checkpoint runs/demo/best.pt --out bundle --fp16 --int8 --calib-data synthetic
+  edgeseg bench bundle --data synthetic --val-images 20 --out bench-report
+  edgeseg run bundle --source clip.mp4 --sink overlay.mp4"""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's error contract: one line on stderr, exit code 1."""
@@ -49,7 +62,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser(selected: str | None) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="edgeseg", description="Real-time semantic segmentation: PyTorch → ONNX → TensorRT, measured.")
+        prog="edgeseg", description="Real-time semantic segmentation: PyTorch → ONNX → TensorRT, measured.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -122,7 +136,10 @@ def _main(argv: list[str]) -> int:
         if args.command is None:
             parser.print_help()
             return 1
-        return int(args._module.main(args) or 0)
+        from edgeseg.stdio import native_stdout_to_stderr
+
+        with native_stdout_to_stderr():  # stdout: the command's result only, never a library's native prints
+            return int(args._module.main(args) or 0)
     except EdgesegError as exc:
         if verbose:
             raise

@@ -9,7 +9,8 @@ import logging
 import os
 import sys
 
-from edgeseg.cli.args import positive_int, torch_device
+from edgeseg.cli.args import positive_int, torch_device_or_auto
+from edgeseg.cli.common import DEVICE_HELP, PRECISION_DEFAULT, add_json, examples
 from edgeseg.runtime.backends import BACKEND_CHOICES, PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -17,42 +18,52 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="a bundle folder (or a model file inside one)")
-    parser.add_argument("--source", required=True, action="append",
-                        help="image folder, video file, camera:N, gst:PIPELINE (Jetson CSI: see the README) or "
-                             "rtsp:// URL; repeat for several cameras run as one batch (a bundle exported with "
-                             "--batch N for N sources, or --dynamic-batch)")
-    parser.add_argument("--depth", metavar="DIR",
-                        help="RGB-D models (acnet): depth maps paired by file stem with an image folder source "
-                             "(16-bit PNG in mm or .npy in m)")
-    parser.add_argument("--sink", action="append",
-                        help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default); with "
-                             "several sources one --sink per --source, paired in order (none: null for each)")
-    parser.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep only the newest frame of each source, counting the frames overwritten as stale "
-                             "(default: on for cameras, gst: and network streams, off for files and folders; "
-                             "--no-live keeps every frame)")
-    parser.add_argument("--no-legend", action="store_true",
-                        help="leave the class legend strip off OUT.mp4 and window frames")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="let an OUT.mp4 sink replace an existing file (never the source)")
-    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+    io = parser.add_argument_group("sources and sinks")
+    io.add_argument("--source", required=True, action="append",
+                    help="image folder, video file, camera:N, gst:PIPELINE (Jetson CSI: see the README) or "
+                         "rtsp:// URL; repeat for several cameras run as one batch (a bundle exported with "
+                         "--batch-size N for N sources, or --dynamic-batch)")
+    io.add_argument("--sink", action="append",
+                    help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default); with "
+                         "several sources one --sink per --source, paired in order (none: null for each)")
+    io.add_argument("--depth", metavar="DIR",
+                    help="RGB-D models (acnet): depth maps paired by file stem with an image folder source "
+                         "(16-bit PNG in mm or .npy in m)")
+    io.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                    help="keep only the newest frame of each source, counting the frames overwritten as stale "
+                         "(default: on for cameras, gst: and network streams, off for files and folders; "
+                         "--no-live keeps every frame)")
+    io.add_argument("--max-frames", type=positive_int, metavar="N",
+                    help="stop after N frames of each source (default: all of them, or until Ctrl-C)")
+    io.add_argument("--no-legend", action="store_true",
+                    help="leave the class legend strip off OUT.mp4 and window frames")
+    io.add_argument("--overwrite", action="store_true",
+                    help="let an OUT.mp4 sink replace an existing file (never the source)")
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="auto (default): the bundle's TensorRT engine when TensorRT is usable, else its ONNX "
                              "with OpenVINO on an x86 CPU when installed, else ONNX Runtime")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--device", type=torch_device, default="cpu",
-                        help="torch backend: cpu (default), or cuda / cuda:N (fp32 or fp16 on CUDA streams)")
-    parser.add_argument("--streams", type=positive_int, default=1,
+    engine.add_argument("--precision", choices=PRECISIONS, default=PRECISION_DEFAULT,
+                        help=f"which variant of the bundle runs (default {PRECISION_DEFAULT})")
+    engine.add_argument("--device", type=torch_device_or_auto, default="auto",
+                        help=f"where --backend torch runs: {DEVICE_HELP} (default auto; fp32 or fp16 on CUDA streams)")
+    engine.add_argument("--streams", type=positive_int, default=1,
                         help="frames (batches, with several sources) in flight (default 1)")
-    parser.add_argument("--threads", type=positive_int,
+    engine.add_argument("--threads", type=positive_int,
                         help="CPU threads per stream (default: the cores shared among the streams)")
-    parser.add_argument("--max-frames", type=positive_int, help="stop after N frames (of each source)")
-    parser.add_argument("--cuda-graph", action="store_true",
+    engine.add_argument("--cuda-graph", action="store_true",
                         help="TensorRT and torch on CUDA: replay each stream's work as a CUDA graph")
-    parser.add_argument("--crf", nargs="?", const="conv", choices=("conv", "dense"),
-                        help="CRF post-processing: conv (ConvCRF, default; the bundle's fused model.crf.onnx or "
-                             "crf.onnx chained after the model; needs edgeseg export --crf) or dense (Krähenbühl's "
-                             "dense CRF on the CPU, pydensecrf2: the slow quality reference)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    engine.add_argument("--crf", nargs="?", const="conv", choices=("conv", "dense"),
+                        help="CRF post-processing: conv (ConvCRF, when given alone; the bundle's fused "
+                             "model.crf.onnx or crf.onnx chained after the model; needs edgeseg export --crf) or "
+                             "dense (Krähenbühl's dense CRF on the CPU, pydensecrf2: the slow quality reference); "
+                             "default: none")
+    add_json(parser, "the run's summary")
+    examples(parser,
+             "edgeseg run demo/bundle-bisenetv2 --source clip.mp4 --sink overlay.mp4",
+             "edgeseg run b --source camera:0 --sink window --precision fp16 --streams 2",
+             "edgeseg run b --source frames/ --sink labels:out/ --max-frames 100 --json",
+             "edgeseg run b --source camera:0 --source camera:1 --sink a.mp4 --sink b.mp4   # one batch of 2")
 
 
 class StatusLine:
@@ -152,7 +163,7 @@ def main(args: argparse.Namespace) -> int:
 
     sink_specs = _sink_specs(args)
     several = len(args.source) > 1
-    if args.device != "cpu" and args.backend != "torch":
+    if args.device not in ("cpu", "auto") and args.backend != "torch":
         raise EdgesegError("--device is where the torch backend runs: add --backend torch")
     bundle = open_bundle(args.bundle)
     palette = bundle.model.palette

@@ -259,15 +259,17 @@ class Trainer:
         c = self.config
         cm = evaluate_model(self.model, self.val_source, num_classes=self.num_classes, mean=self.meta.mean,
                             std=self.meta.std, device=self.device, max_images=c.val_max_images,
-                            rank=self.ctx.rank, world_size=self.ctx.world_size)
+                            rank=self.ctx.rank, world_size=self.ctx.world_size, progress=self.ctx.is_main)
         scores = scores_from_confusion(distributed.all_reduce_array(cm.matrix, self.ctx))
         record = {"iter": self.iteration, "split": c.val_split, **scores}
         self._log(record)
         if scores["miou"] > self.best_miou:
             self.best_miou = scores["miou"]
             self._save(BEST, {"iteration": self.iteration, "metrics": record})
-        log.info("iter %d: val mIoU %.4f, pixel acc %.4f (best %.4f)", self.iteration, scores["miou"],
-                 scores["pixel_acc"], self.best_miou)
+        images = len(self.val_source) if c.val_max_images is None else min(c.val_max_images, len(self.val_source))
+        log.info("iter %d: val mIoU %.4f, pixel acc %.4f (best %.4f) on %d images of %s at their own size, torch "
+                 "on %s", self.iteration, scores["miou"], scores["pixel_acc"], self.best_miou, images,
+                 self.val_source.name, self.device)
         return record
 
     # -- the loop -------------------------------------------------------------------------------------------
