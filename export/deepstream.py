@@ -53,7 +53,7 @@ class DeepStreamOptions:
     """How to deploy: nvinfer's precision, DLA core and batch, the TensorRT the INT8 table is written for, and
     the verification (seeded frames, minimum label agreement)."""
 
-    precision: str = "fp16"
+    precision: str = "fp32"
     dla_core: int | None = None
     batch: int | None = None  # None: the bundle's static batch, or 1 for a dynamic-batch bundle
     trt_version: str = DEFAULT_TRT
@@ -267,8 +267,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="a bundle folder from edgeseg export")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the folder to write (replaced only if edgeseg wrote it)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp16",
-                        help="nvinfer's network-mode; int8 needs the bundle's calib.cache (edgeseg calibrate --int8)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="nvinfer's network-mode (default: fp32, as every command; fp16 is what a Jetson "
+                             "usually runs); int8 needs the bundle's calib.cache (edgeseg calibrate --int8)")
     parser.add_argument("--dla", type=_dla_core, metavar="CORE", default=None,
                         help="build for this DLA core (enable-dla, use-dla-core; Jetson Orin: 0 or 1)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",

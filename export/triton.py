@@ -223,7 +223,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the model's name in the repository (default: the bundle's model name)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                         help="fp32: model.onnx; fp16: model.fp16.onnx (else model.onnx in TensorRT FP16); int8: "
-                             "the Q/DQ model.int8.onnx")
+                             "the Q/DQ model.int8.onnx (default: fp32)")
     parser.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
                         help="auto: the bundle's TensorRT engine of that precision as a tensorrt_plan when it has "
                              "one, else the ONNX model; onnx; plan (refused without an engine)")

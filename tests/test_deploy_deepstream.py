@@ -187,7 +187,9 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def deploy(capsys, bundle: Path, out: Path, *extra: str):
-    outcome = run(capsys, "deploy", "deepstream", str(bundle), "--out", str(out), *extra)
+    """Deploy at fp16 (what a Jetson runs) unless ``extra`` names a precision."""
+    precision = () if "--precision" in extra else ("--precision", "fp16")
+    outcome = run(capsys, "deploy", "deepstream", str(bundle), "--out", str(out), *precision, *extra)
     assert outcome.code == 0, outcome.stderr
     return outcome
 
@@ -266,7 +268,7 @@ def test_stdout_is_the_table_or_json_of_what_was_written(tiny, tmp_path, capsys)
 def test_help_shows_defaults_and_an_example(capsys):
     outcome = run(capsys, "deploy", "deepstream", "--help")
     assert outcome.code == 0 and "example:" in outcome.stdout
-    assert "(default: fp16)" in outcome.stdout and "(default: 0.999)" in outcome.stdout
+    assert "(default: fp32" in outcome.stdout and "(default: 0.999)" in outcome.stdout
 
 
 # ---- the graph -----------------------------------------------------------------------------------------------

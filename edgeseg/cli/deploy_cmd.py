@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from edgeseg.cli.common import examples
+
 # target -> (module, one-line help)
 TARGETS: dict[str, tuple[str, str]] = {
     "deepstream": ("edgeseg.export.deepstream",
@@ -26,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         module = importlib.import_module(module_name)
         module.add_arguments(sub)
         sub.set_defaults(_target_module=module)
+    examples(parser,
+             "edgeseg deploy deepstream bundle/ --out ds/ --precision fp16",
+             "edgeseg deploy deepstream bundle/ --out ds/ --precision int8 --dla 0",
+             "edgeseg deploy triton bundle/ --out models/ --max-batch 8 --instances 2")
 
 
 def main(args: argparse.Namespace) -> int:
