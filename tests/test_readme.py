@@ -84,3 +84,12 @@ def test_every_command_and_flag_shown_exists(doc):
             if token.startswith("--"):
                 flag = token.split("=", 1)[0]
                 assert flag in known, f"{doc.name}: 'edgeseg {command}' has no {flag}"
+
+
+def test_cli_reference_is_generated_from_the_parsers():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "make_cli_md.py"), "--check"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
