@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import": ("edgeseg.cli.import_cmd", "a published checkpoint (CoinCheung's BiSeNet, torchvision's DeepLabV3, ...) "
                                          "as an edgeseg checkpoint"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
+    "weak-labels": ("edgeseg.cli.weak_labels_cmd", "simulated clicks or scribbles of a labelled dataset, as a folder:"),
     "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
     "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),
     "lint": ("edgeseg.cli.lint_cmd", "check an ONNX file against TensorRT's ONNX parser"),

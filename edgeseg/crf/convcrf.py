@@ -20,14 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeseg.crf.params import CRFParams
+from edgeseg.crf.window import shift_kernels, window
 
 _VALID = 10.0  # a zero-padded neighbour differs by this in the validity feature: exp(-50) ≈ 0 even in fp16
-
-
-def _shift_kernels(channels: int, k: int) -> torch.Tensor:
-    """Weights of a grouped Conv that copies each channel's k×k neighbourhood into k² channels."""
-    eye = torch.eye(k * k, dtype=torch.float32).view(k * k, 1, k, k)
-    return eye.repeat(channels, 1, 1, 1)
 
 
 class ConvCRF(nn.Module):
@@ -38,8 +33,8 @@ class ConvCRF(nn.Module):
         super().__init__()
         self.params = p = (params or CRFParams()).validate()
         self.num_classes, k = num_classes, p.filter_size
-        self.register_buffer("shift_features", _shift_kernels(8, k), persistent=False)
-        self.register_buffer("shift_classes", _shift_kernels(num_classes, k), persistent=False)
+        self.register_buffer("shift_features", shift_kernels(8, k), persistent=False)
+        self.register_buffer("shift_classes", shift_kernels(num_classes, k), persistent=False)
         not_center = torch.ones(1, 1, k * k, 1, 1)
         not_center[0, 0, (k * k) // 2] = 0.0  # mean field sends no message from a cell to itself
         self.register_buffer("not_center", not_center, persistent=False)
@@ -50,10 +45,8 @@ class ConvCRF(nn.Module):
                 self.compat.weight.copy_(torch.eye(num_classes).view(num_classes, num_classes, 1, 1))
 
     def _window(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """(N, F, h, w) → (N, F, k², h, w): every cell's k×k neighbourhood, zero outside the image."""
-        n, f, h, w = x.shape
-        k = self.params.filter_size
-        return F.conv2d(x, weight, padding=k // 2, groups=f).view(n, f, k * k, h, w)
+        """(N, F, h, w) → (N, F, k², h, w) by the exportable grouped Conv (see :func:`edgeseg.crf.window.window`)."""
+        return window(x, self.params.filter_size, weight)
 
     def _features(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 8, h, w): smoothness x, y / σγ; appearance x, y / σα, r, g, b / σβ; validity."""

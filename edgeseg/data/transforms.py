@@ -4,6 +4,11 @@ Each transform takes ``(image, label, rng)`` and returns ``(image, label)``; ``r
 ``numpy.random.Generator`` so a data-loader worker's stream is reproducible. RGB-D samples pass ``depth=``
 (float32 H×W metres) too and get ``(image, label, depth)`` back: the depth follows the geometry (nearest
 neighbour, padded with 0 = no measurement) and is left alone by the colour jitter.
+
+Any other per-pixel maps ride along as ``side=`` (a dict of name → H×W array) and come back as the last item of
+the tuple, a dict of the transformed maps: they follow the geometry exactly as the depth does (nearest
+neighbour, padded with 0), so a validity map of ones comes out 0 where the crop padded, and a map of source
+coordinates says where every output pixel came from (see :mod:`edgeseg.data.weak`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ from edgeseg.data.geometry import resize_image, resize_labels
 from edgeseg.meta import IGNORE_INDEX
 
 
-def _result(image, label, depth):
-    return (image, label) if depth is None else (image, label, depth)
+def _result(image, label, depth, side=None):
+    out = (image, label) if depth is None else (image, label, depth)
+    return out if side is None else (*out, side)
+
+
+def _follow(depth, side, fn):
+    """``fn`` applied to the depth and to every side map (``None`` stays ``None``)."""
+    return (None if depth is None else fn(depth),
+            None if side is None else {name: fn(value) for name, value in side.items()})
 
 
 def resize_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -30,11 +42,11 @@ def resize_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> 
 class RandomScale:
     scales: tuple[float, float] = (0.5, 2.0)
 
-    def __call__(self, image, label, rng, depth=None):
+    def __call__(self, image, label, rng, depth=None, side=None):
         s = rng.uniform(*self.scales)
         h, w = label.shape
         size = (max(1, round(h * s)), max(1, round(w * s)))
-        return _result(*resize_pair(image, label, size), None if depth is None else resize_labels(depth, size))
+        return _result(*resize_pair(image, label, size), *_follow(depth, side, lambda a: resize_labels(a, size)))
 
 
 @dataclass
@@ -44,29 +56,29 @@ class RandomCrop:
     size: tuple[int, int]
     ignore_index: int = IGNORE_INDEX
 
-    def __call__(self, image, label, rng, depth=None):
+    def __call__(self, image, label, rng, depth=None, side=None):
         ch, cw = self.size
         h, w = label.shape
         ph, pw = max(ch - h, 0), max(cw - w, 0)
         if ph or pw:
             image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
             label = np.pad(label, ((0, ph), (0, pw)), constant_values=self.ignore_index)
-            depth = None if depth is None else np.pad(depth, ((0, ph), (0, pw)))
+            depth, side = _follow(depth, side, lambda a: np.pad(a, ((0, ph), (0, pw))))
             h, w = label.shape
         y = int(rng.integers(0, h - ch + 1))
         x = int(rng.integers(0, w - cw + 1))
         crop = (slice(y, y + ch), slice(x, x + cw))
-        return _result(image[crop], label[crop], None if depth is None else depth[crop])
+        return _result(image[crop], label[crop], *_follow(depth, side, lambda a: a[crop]))
 
 
 @dataclass
 class RandomHorizontalFlip:
     p: float = 0.5
 
-    def __call__(self, image, label, rng, depth=None):
+    def __call__(self, image, label, rng, depth=None, side=None):
         if rng.random() < self.p:
-            return _result(image[:, ::-1], label[:, ::-1], None if depth is None else depth[:, ::-1])
-        return _result(image, label, depth)
+            return _result(image[:, ::-1], label[:, ::-1], *_follow(depth, side, lambda a: a[:, ::-1]))
+        return _result(image, label, depth, side)
 
 
 @dataclass
@@ -77,26 +89,27 @@ class ColorJitter:
     contrast: float = 0.3
     saturation: float = 0.3
 
-    def __call__(self, image, label, rng, depth=None):
+    def __call__(self, image, label, rng, depth=None, side=None):
         img = image.astype(np.float32)
         img *= rng.uniform(1 - self.brightness, 1 + self.brightness)
         mean = img.mean()
         img = (img - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
         grey = img.mean(axis=2, keepdims=True)
         img = (img - grey) * rng.uniform(1 - self.saturation, 1 + self.saturation) + grey
-        return _result(np.clip(img, 0, 255).astype(np.uint8), label, depth)
+        return _result(np.clip(img, 0, 255).astype(np.uint8), label, depth, side)
 
 
 class Compose:
     def __init__(self, transforms: Sequence) -> None:
         self.transforms = list(transforms)
 
-    def __call__(self, image, label, rng, depth=None):
+    def __call__(self, image, label, rng, depth=None, side=None):
         for t in self.transforms:
-            image, label, *rest = t(image, label, rng, depth=depth)
-            depth = rest[0] if rest else None
+            image, label, *rest = t(image, label, rng, depth=depth, side=side)
+            depth = rest[0] if depth is not None else None
+            side = rest[-1] if side is not None else None
         return _result(np.ascontiguousarray(image), np.ascontiguousarray(label),
-                       None if depth is None else np.ascontiguousarray(depth))
+                       *_follow(depth, side, np.ascontiguousarray))
 
 
 def train_transforms(crop: tuple[int, int], scales: tuple[float, float] = (0.5, 2.0),

@@ -49,7 +49,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 50
     poly_power: float = 0.9
-    loss: str = "ohem"  # ce | ohem | relax
+    loss: str = "auto"  # ce | ohem | relax | auto (ohem; ce with weak labels)
     aux_weight: float | None = None  # None: the model's own (its paper's; 1.0 unless stated)
     class_weights: list[float] | None = None
     teacher: str | None = None  # checkpoint of a teacher for knowledge distillation
@@ -68,6 +68,18 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = True
     log_every: int = 20
+    # Training from cheap labels (edgeseg.data.weak) with the gated CRF loss (edgeseg.train.gated_crf)
+    val_data: str | None = None  # validate on this data spec's val split instead of data's
+    extra_train_data: list[str] = field(default_factory=list)  # more training data specs, the same classes
+    weak: str = "none"  # none | points | scribbles | boxes[:NAME,...] | image | crop:HxW | given
+    weak_seed: int = 0  # annotations depend on (weak_seed, sample index) only
+    gcrf_weight: float = 0.0  # 0 = off (Obukhov et al. use 0.1)
+    gcrf_radius: int = 5  # window of (2r+1)² cells of the loss grid
+    gcrf_stride: int = 4  # loss grid: probabilities and image average-pooled by this
+    gcrf_sigma_xy: float = 24.0  # input pixels (6 cells at stride 4)
+    gcrf_sigma_rgb: float = 0.1  # ImageNet-normalised units (about 5.8 of 255 levels)
+    gcrf_gate: str = "both"  # both | src: invalid (padded) cells send nothing, and with both receive nothing
+    gcrf_start: float = 0.005  # fraction of iters before the term starts
 
     def validate(self) -> TrainConfig:
         """Check every value (types and ranges); a bad one raises :class:`EdgesegError` naming the key.
@@ -82,8 +94,8 @@ class TrainConfig:
                 raise EdgesegError(f"{name} must be a file path, got {value!r}")
         if self.optimizer not in ("sgd", "adamw"):
             raise EdgesegError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
-        if self.loss not in ("ce", "ohem", "relax"):
-            raise EdgesegError(f"loss must be ce, ohem or relax, got {self.loss!r}")
+        if self.loss not in ("auto", "ce", "ohem", "relax"):
+            raise EdgesegError(f"loss must be auto, ce, ohem or relax, got {self.loss!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise EdgesegError(f"unknown device {self.device!r}: use auto, cpu, cuda or cuda:N")
         for name, low in _INT.items():
@@ -108,6 +120,7 @@ class TrainConfig:
             _check_scales(self.scales)
         if self.class_weights is not None:
             _check_class_weights(self.class_weights)
+        _check_weak_keys(self)
         return self
 
     def resolved(self) -> TrainConfig:
@@ -116,7 +129,9 @@ class TrainConfig:
         synthetic = self.data.startswith("synthetic")
         crop = tuple(self.crop) if self.crop is not None else ((128, 256) if synthetic else (512, 1024))
         scales = tuple(self.scales) if self.scales is not None else ((0.75, 1.5) if synthetic else (0.5, 2.0))
-        return dataclasses.replace(self, crop=crop, scales=scales, model_kwargs=dict(self.model_kwargs))
+        loss = self.loss if self.loss != "auto" else ("ce" if self.weak != "none" else "ohem")
+        return dataclasses.replace(self, crop=crop, scales=scales, model_kwargs=dict(self.model_kwargs), loss=loss,
+                                   extra_train_data=list(self.extra_train_data))
 
     def to_dict(self) -> dict:
         """The config as plain JSON-able values (what ``config.json`` and checkpoints store)."""
@@ -124,15 +139,17 @@ class TrainConfig:
 
 
 # Field kinds: the converter (apply_overrides) and the validator share them.
-_STR = ("model", "data", "train_split", "val_split", "out", "optimizer", "loss", "device")
+_STR = ("model", "data", "train_split", "val_split", "out", "optimizer", "loss", "device", "weak", "gcrf_gate")
 _OPT_STR = ("teacher", "weights")
 _INT = {"iters": 1, "batch_size": 1, "warmup": 0, "accumulate": 1, "checkpoint_every": 1, "val_every": 1,
-        "workers": 0, "seed": 0, "log_every": 1}
+        "workers": 0, "seed": 0, "log_every": 1, "weak_seed": 0, "gcrf_radius": 1, "gcrf_stride": 1}
 _OPT_INT = ("val_max_images",)
 # name -> (low, high, low excluded)
 _FLOAT = {"lr": (0.0, None, True), "momentum": (0.0, 1.0, False), "weight_decay": (0.0, None, False),
           "jitter": (0.0, 1.0, False), "poly_power": (0.0, None, False), "kd_temperature": (0.0, None, True),
-          "kd_weight": (0.0, None, False), "kd_pairwise_weight": (0.0, None, False)}
+          "kd_weight": (0.0, None, False), "kd_pairwise_weight": (0.0, None, False),
+          "gcrf_weight": (0.0, None, False), "gcrf_sigma_xy": (0.0, None, True), "gcrf_sigma_rgb": (0.0, None, True),
+          "gcrf_start": (0.0, 1.0, False)}
 _OPT_FLOAT = ("aux_weight", "max_minutes")
 _BOOL = ("amp", "sync_bn")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -194,6 +211,39 @@ def _check_class_weights(weights) -> None:
         raise EdgesegError("class_weights are all 0: at least one class must count")
 
 
+def _check_weak_keys(config: TrainConfig) -> None:
+    """The weak-supervision keys: data specs, the mode, bounds, and the losses that do not fit sparse labels."""
+    from edgeseg.data import parse_spec
+    from edgeseg.data.weak import parse_mode
+
+    if config.val_data is not None:
+        if not isinstance(config.val_data, str):
+            raise EdgesegError(f"val_data must be a data spec, got {config.val_data!r}")
+        parse_spec(config.val_data)
+    if not isinstance(config.extra_train_data, list) or not all(isinstance(v, str) for v in config.extra_train_data):
+        raise EdgesegError(f"extra_train_data must be a list of data specs, got {config.extra_train_data!r}")
+    for spec in config.extra_train_data:
+        parse_spec(spec)
+    mode = parse_mode(config.weak)
+    if config.weak_seed >= 2**32:
+        raise EdgesegError(f"weak_seed must be below 2**32, got {config.weak_seed}")
+    if config.gcrf_radius > 15 or config.gcrf_stride > MIN_CROP:
+        raise EdgesegError(f"gcrf_radius must be 1 to 15 and gcrf_stride 1 to {MIN_CROP}, got {config.gcrf_radius} "
+                           f"and {config.gcrf_stride}")
+    if config.gcrf_gate not in ("both", "src"):
+        raise EdgesegError(f"gcrf_gate must be both or src, got {config.gcrf_gate!r}")
+    if mode.kind == "none":
+        return
+    if config.loss == "ohem":
+        raise EdgesegError(f"loss=ohem keeps only the hardest labelled pixels, dropping part of the few that "
+                           f"weak={config.weak} labels: use loss=ce (or leave loss unset)")
+    if config.loss == "relax":
+        raise EdgesegError(f"loss=relax spreads every label to its 3x3 neighbours, labelling pixels that "
+                           f"weak={config.weak} leaves unlabelled: use loss=ce (or leave loss unset)")
+    if mode.sets and config.class_weights is not None:
+        raise EdgesegError(f"class_weights do not apply to the allowed-class sets of weak={config.weak}")
+
+
 def _split(value) -> list:
     """A list value given as text (``--set crop=256,512``): split on commas or ``x``."""
     return [v for v in re.split(r"\s*[,xX×]\s*", value.strip().strip("[]()")) if v] if isinstance(value, str) else value
@@ -234,7 +284,7 @@ def _to_bool(name: str, value) -> bool:
 def _coerce(name: str, value):
     """Convert a YAML/JSON/CLI value to the field's type; a value that does not convert is refused."""
     optional = name in _OPT_INT or name in _OPT_FLOAT or name in _OPT_STR or name in ("crop", "scales",
-                                                                                        "class_weights")
+                                                                                        "class_weights", "val_data")
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
         if optional:
             return None
@@ -267,6 +317,8 @@ def _coerce(name: str, value):
     if name == "model_kwargs":
         _check_model_kwargs(value)
         return dict(value)
+    if name == "extra_train_data":  # one spec as text, or a list (a folder spec holds commas: never split)
+        return [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else value
     return value
 
 

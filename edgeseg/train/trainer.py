@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from edgeseg.data import open_dataset
 from edgeseg.data.torch_dataset import TorchSegmentationDataset
 from edgeseg.data.transforms import train_transforms
 from edgeseg.errors import CheckpointError, EdgesegError
@@ -33,6 +32,7 @@ from edgeseg.models.registry import check_model_kwargs
 from edgeseg.progress import Progress
 from edgeseg.train import distributed
 from edgeseg.train.config import TrainConfig
+from edgeseg.train.extras import ExtraTerms, main_criterion, open_sources, weak_labels
 from edgeseg.train.losses import SegmentationLoss, build_criterion, pairwise_distillation, pixelwise_distillation
 from edgeseg.train.sampler import ResumableSampler
 from edgeseg.train.schedule import poly_warmup
@@ -116,8 +116,7 @@ class Trainer:
         self.device = device
         self.amp = config.amp and device.type == "cuda"
 
-        self.train_source = open_dataset(config.data, config.train_split)
-        self.val_source = open_dataset(config.data, config.val_split)
+        self.train_source, self.val_source = open_sources(config)
         self.num_classes = self.train_source.num_classes
         if config.class_weights is not None and len(config.class_weights) != self.num_classes:
             raise EdgesegError(f"class_weights has {len(config.class_weights)} values, the data has "
@@ -132,7 +131,9 @@ class Trainer:
         self.model = create(config.model, num_classes=self.num_classes, weights=None if resume else config.weights,
                             **config.model_kwargs).to(device)
         self.teacher = self._load_teacher() if config.teacher else None
-        criterion = build_criterion(config.loss, self.num_classes, config.class_weights).to(device)
+        criterion = main_criterion(config, build_criterion(config.loss, self.num_classes, config.class_weights))
+        criterion = criterion.to(device)
+        self.extras = ExtraTerms(config)
         aux_weight = config.aux_weight if config.aux_weight is not None else getattr(self.model, "aux_weight", 1.0)
         self.loss = SegmentationLoss(criterion, aux_weight)
         self.optimizer = self._optimizer()
@@ -153,6 +154,9 @@ class Trainer:
         prepare = getattr(self.model, "prepare_training", None)
         if prepare is None:
             return
+        if self.config.weak != "none":
+            raise EdgesegError(f"{self.config.model} learns from dense training labels before training; it cannot "
+                               f"train from weak={self.config.weak}")
         from edgeseg.data.geometry import resize_labels
 
         count = min(samples, len(self.train_source))
@@ -202,7 +206,8 @@ class Trainer:
         c = self.config
         dataset = TorchSegmentationDataset(self.train_source, train_transforms(c.crop, c.scales, c.jitter),
                                            self.meta.mean, self.meta.std, seed=c.seed,
-                                           depth=is_rgbd(self.model))
+                                           depth=is_rgbd(self.model), valid=self.extras.needs_valid,
+                                           weak=weak_labels(c, self.train_source))
         per_step = c.batch_size * c.accumulate
         sampler = ResumableSampler(len(dataset), c.seed, self.ctx.rank, self.ctx.world_size,
                                    start=self.iteration * per_step)
@@ -277,12 +282,16 @@ class Trainer:
         c = self.config
         self.net.train()
         parts_sum: dict[str, float] = {}
-        for images, labels in batches:
+        for images, labels, *valid in batches:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
+            valid = valid[0].to(self.device, non_blocking=True) if valid else None
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 outputs = self.net(images)
                 loss, parts = self.loss(outputs, labels)
+                extra, extra_parts = self.extras(outputs, images, labels, valid, self.iteration)
+                loss = loss + extra
+                parts.update(extra_parts)
                 if self.teacher is not None:
                     with torch.no_grad():
                         teacher_logits = self.teacher(images)
