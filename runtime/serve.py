@@ -21,9 +21,13 @@ Why not pytriton itself, and what had to be fixed (found on this project's Pytho
    the stub runs the same build as edgeseg. The model also compares the stub's ``sys.version`` with edgeseg's and
    refuses to load on a mismatch (a Python without a shared libpython), instead of failing later in the stdlib.
 2. **NumPy 2 in the stub.** With the right libpython, pytriton's models loaded but answered with empty outputs:
-   the stub's ``pb_utils.Tensor(name, array)`` and ``as_numpy()`` read NumPy 1's array-descriptor layout (see
-   :mod:`edgeseg.runtime.triton_model`). edgeseg's model moves tensors by DLPack instead; pytriton's proxy cannot
-   be changed that way (and its wheel pins ``numpy<2``, which edgeseg's environment does not keep).
+   the stub's ``pb_utils.Tensor(name, array)`` and ``as_numpy()`` read NumPy 1's array-descriptor layout, and
+   under NumPy 1 the DLPack way out fails instead (see :mod:`edgeseg.runtime.triton_model`). edgeseg's model moves
+   tensors the way that works for the NumPy installed; pytriton's proxy cannot be changed that way.
+
+pytriton's Python API is not used for those reasons and two more: it puts a ZeroMQ/shared-memory hop between the
+stub and the Python process that runs the model, and its shutdown waited out its 30 s exit timeout here. Whether
+it works under NumPy 1 with fix 1 was not checked.
 
 Each server gets its own Python-backend shared-memory prefix, so several can run on one machine. SIGINT/SIGTERM
 (Ctrl-C, ``docker stop``) stop Triton gracefully (in-flight requests finish, stubs exit), then the private folder

@@ -7,12 +7,15 @@ here. ``initialize`` loads the same runner ``edgeseg run`` and ``edgeseg bench``
 takes the requests Triton's dynamic batcher gathered, stacks them into one batch and runs it through the runner in
 pieces of the runner's own batch size (:func:`infer_in_batches`), then hands each request its own rows.
 
-Tensors cross the stub's boundary by DLPack (``np.from_dlpack`` in, ``pb_utils.Tensor.from_dlpack`` out), never by
-``as_numpy()`` / ``pb_utils.Tensor(name, array)``: the stub of Triton 2.51 (the one nvidia-pytriton ships) reads
-NumPy arrays through a pybind11 built for NumPy 1's array-descriptor layout, and under NumPy 2 ``as_numpy()``
-returns an array of zeros and ``Tensor(name, array)`` an empty tensor (seen here with NumPy 2.4: the HTTP reply
-was ``output tensor shape does not match size of output``). DLPack hands over the buffer, shape and dtype
-without that descriptor, under NumPy 1 and 2 alike.
+Inputs leave the stub by DLPack (``np.from_dlpack``); outputs enter it by :func:`output_tensor`. The stub of
+Triton 2.51 (the one nvidia-pytriton ships) reads NumPy arrays through a pybind11 built for NumPy 1's
+array-descriptor layout. Under NumPy 2 (seen with 2.4) its ``as_numpy()`` returns an array of zeros and an output
+made with ``pb_utils.Tensor(name, array)`` reaches the client empty (``output tensor shape does not match size of
+output``), while DLPack, which carries the buffer, shape and dtype without that descriptor, works. Under NumPy 1
+(1.26, what nvidia-pytriton's ``numpy<2`` pin installs) the plain calls work, but ``Tensor.from_dlpack`` of a
+NumPy 1 array fails inside the stub (``PyCapsule_GetPointer called with incorrect name``) and the stub stops
+answering. So inputs always go by DLPack (right under both), outputs by the call that is right for the NumPy
+installed.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ import numpy as np
 SETTINGS = "serve.json"  # written by edgeseg.runtime.serve next to the model's config.pbtxt
 RUNNER_INFO = "runner.json"  # written here once the runner is loaded, read back by the server for its log
 ERROR_MARK = "edgeseg-serve: "  # starts every message this model fails with, so the server can pick it out
+NUMPY_2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+def output_tensor(pb_utils, name: str, array: np.ndarray):
+    """``array`` as the stub's output tensor ``name``: by DLPack under NumPy 2, by the plain constructor under
+    NumPy 1 (each breaks under the other; see the module's docstring)."""
+    array = np.ascontiguousarray(array)
+    return pb_utils.Tensor.from_dlpack(name, array) if NUMPY_2 else pb_utils.Tensor(name, array)
 
 
 def infer_in_batches(runner, feed: dict[str, np.ndarray], batch: int | None,
@@ -120,8 +131,7 @@ class TritonPythonModel:
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         responses, start = [], 0
         for count in counts:
-            tensors = [pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(result[name][start:start + count]))
-                       for name in self.outputs]
+            tensors = [output_tensor(pb_utils, name, result[name][start:start + count]) for name in self.outputs]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += count
         return responses
