@@ -57,6 +57,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -428,9 +429,12 @@ def preflight(bundle_path: str | os.PathLike, options: ServeOptions) -> tuple[Bu
     return bundle, install
 
 
-def serve(bundle_path: str | os.PathLike, options: ServeOptions) -> int:
+def serve(bundle_path: str | os.PathLike, options: ServeOptions,
+          on_ready: Callable[[dict], None] | None = None) -> int:
     """Serve the bundle until Triton ends or edgeseg is interrupted (KeyboardInterrupt: Ctrl-C, or SIGTERM as the
-    CLI raises it), stopping Triton and removing its folder on the way out. Triton ending by itself is an error."""
+    CLI raises it), stopping Triton and removing its folder on the way out. Triton ending by itself is an error.
+    Once the model is loaded, ``on_ready`` receives the endpoints (model, Triton version, runner, URLs); without
+    it they are logged."""
     bundle, install = preflight(bundle_path, options)
     name = model_name(bundle)
     with tempfile.TemporaryDirectory(prefix="edgeseg-serve-") as tmp:
@@ -444,12 +448,18 @@ def serve(bundle_path: str | os.PathLike, options: ServeOptions) -> int:
             runner = json.loads((model_dir / RUNNER_INFO).read_text())
             http, metrics = server.base_url(options.http_port), server.base_url(options.metrics_port)
             batch = f"batch {runner['batch']}" if runner["batch"] else "any batch"
+            endpoints = {"model": name, "triton": meta.get("version"), "backend": runner["backend"],
+                         "runner": Path(runner["runner"]).name, "batch": runner["batch"],
+                         "max_batch": options.max_batch, "http": f"{http}/v2/models/{name}/infer",
+                         "grpc": server.address(options.grpc_port), "ready": f"{http}/v2/health/ready",
+                         "metrics": f"{metrics}/metrics"}
             log.info("Triton %s is serving %s: %s runner (%s), %s, up to %d rows per batch", meta.get("version"),
                      name, runner["backend"], Path(runner["runner"]).name, batch, options.max_batch)
-            log.info("  HTTP     %s/v2/models/%s/infer", http, name)
-            log.info("  gRPC     %s", server.address(options.grpc_port))
-            log.info("  ready    %s/v2/health/ready", http)
-            log.info("  metrics  %s/metrics", metrics)
+            if on_ready is not None:
+                on_ready(endpoints)
+            else:
+                for key in ("http", "grpc", "ready", "metrics"):
+                    log.info("  %-8s %s", key, endpoints[key])
             log.info("Ctrl-C or SIGTERM stops it")
             code = server.wait()
             server._drain()

@@ -15,7 +15,7 @@ from edgeseg.cli.common import CANONICAL, PRECISION_DEFAULT, SHARED_DEFAULTS
 from edgeseg.cli.main import SUBCOMMANDS, _build_parser
 
 # Commands still being written elsewhere (placeholders): delete this list when they are merged.
-PLACEHOLDERS = ("serve",)
+PLACEHOLDERS: tuple[str, ...] = ()
 COMMANDS = [name for name in SUBCOMMANDS if name not in PLACEHOLDERS]
 
 # Every flag renamed for one vocabulary, per command: the old spelling still parses as the new one.

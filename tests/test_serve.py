@@ -114,10 +114,10 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            _, err = self.proc.communicate(timeout=60)
+            self.out, err = self.proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
+            self.out, err = self.proc.communicate()
         return self.proc.returncode, err
 
 
@@ -128,7 +128,7 @@ def bundle(registry_bundle):
 
 @pytest.fixture(scope="module")
 def server(bundle):
-    s = Server(bundle.root, "--max-queue-delay-us", "200000")  # concurrent requests surely meet in one batch
+    s = Server(bundle.root, "--max-queue-delay-us", "200000", "--json")  # concurrent requests meet in one batch
     try:
         s.wait_ready()
         s.processes = descendants(s.proc.pid)
@@ -276,6 +276,8 @@ def test_sigterm_stops_everything(server):
     assert code in (0, 143), err
     assert "Traceback" not in err
     assert not [p for p in server.processes if alive(p)], "Triton or its stub still ran when edgeseg serve ended"
+    endpoints = json.loads(server.out)  # --json: stdout holds the endpoints and nothing else
+    assert endpoints["model"] == MODEL and endpoints["http"] == f"http://127.0.0.1:{server.http}/v2/models/{MODEL}/infer"
 
 
 @served

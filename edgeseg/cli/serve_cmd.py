@@ -6,15 +6,14 @@ from __future__ import annotations
 import argparse
 
 from edgeseg.cli.args import positive_int, positive_number, whole_number
+from edgeseg.cli.common import add_json, examples, print_json
 from edgeseg.runtime.backends import PRECISIONS
 
-EPILOG = """example:
-  edgeseg serve runs/bisenetv2 --max-batch 8
-  curl localhost:8000/v2/health/ready            # 200 once the model is loaded
-  curl localhost:8002/metrics | grep nv_inference # requests vs. batches run
-
-Clients: tritonclient (HTTP or gRPC); the model takes the bundle's uint8 frames (N x H x W x 3) and returns its
-uint8 labels (N x H x W). Needs pip install 'edgeseg[serve]'."""
+CLIENTS = """Once ready, it prints its endpoints on stdout (a table, or JSON with --json) and serves until Ctrl-C or
+SIGTERM. Clients: tritonclient (HTTP or gRPC); the model takes the bundle's uint8 frames (N x H x W x 3) and
+returns its uint8 labels (N x H x W). `curl localhost:8000/v2/health/ready` answers 200 once the model is loaded;
+`curl localhost:8002/metrics | grep nv_inference` shows requests against batches run. Needs
+pip install 'edgeseg[serve]'."""
 
 port = whole_number(1, "a port number 1-65535")
 
@@ -33,8 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgeseg.runtime.serve import SERVE_BACKENDS, ServeOptions
 
     d = ServeOptions()
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EPILOG
+    parser.description = f"{parser.description}. {CLIENTS}"
+    examples(parser,
+             "edgeseg serve runs/bisenetv2 --max-batch 8",
+             "edgeseg serve runs/bisenetv2 --host 0.0.0.0 --port 9000 --grpc-port 9001 --metrics-port 9002",
+             "edgeseg serve runs/bisenetv2 --precision int8 --json   # endpoints as JSON once ready")
     parser.add_argument("bundle", help="a bundle folder")
     parser.add_argument("--host", default=d.host,
                         help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)")
@@ -56,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which of the bundle's models to serve (default: %(default)s)")
     parser.add_argument("--threads", type=positive_int, default=d.threads,
                         help="CPU threads of the runner (default: the backend's own choice)")
+    add_json(parser, "the endpoints, once the model is loaded,")
     parser.add_argument("--startup-timeout", type=positive_number, default=d.startup_timeout_s, metavar="SECONDS",
                         help="give up if the model is not loaded by then (default: %(default)s)")
 
@@ -68,4 +71,12 @@ def main(args: argparse.Namespace) -> int:
                            max_queue_delay_us=args.max_queue_delay_us, backend=args.backend,
                            precision=args.precision, threads=args.threads, startup_timeout_s=args.startup_timeout,
                            verbose=bool(getattr(args, "verbose", False)))
-    return serve(args.bundle, options)
+
+    def show(endpoints: dict) -> None:
+        if args.json:
+            print_json(endpoints)
+            return
+        width = max(map(len, endpoints))
+        print("\n".join(f"{key:<{width}}  {value}" for key, value in endpoints.items()), flush=True)
+
+    return serve(args.bundle, options, on_ready=show)
