@@ -26,6 +26,7 @@ from edgeseg.metrics import miou_drop_points
 from edgeseg.progress import Progress
 from edgeseg.runtime.bundle import open_bundle
 from edgeseg.runtime.manifest import CalibrationIdentity, CalibrationRecord
+from edgeseg.runtime.onnx_metadata import stamp_bundle_file
 
 log = logging.getLogger(__name__)
 FILES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -121,6 +122,7 @@ def calibrate_bundle(root: str | Path, options: CalibrationOptions) -> dict:
 
     if options.fp16:
         info = convert_fp16(fp32_path, bundle.root / FILES["fp16"])
+        stamp_bundle_file(bundle, FILES["fp16"], precision="fp16")  # before it is scored, sized and hashed
         variants["fp16"] = {**score(FILES["fp16"]), **info}
         bundle.add_file(FILES["fp16"], "onnx", precision="fp16")
         bar.update(stage="fp16")
@@ -148,9 +150,14 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
     ranges = bundle.root / "calibration.json"
     ranges.unlink(missing_ok=True)  # ranges belong to one calibration set: never reuse a stale one
     int8_name = FILES["int8"]
-    info = quantize_qdq(fp32_path, bundle.root / int8_name, calib, method=options.method, target=options.target,
-                        ranges_cache=ranges, quantizer=options.quantizer)
-    result = {**score(int8_name), **info}
+
+    def quantize(name: str, exclude: list[str] | None = None) -> dict:
+        info = quantize_qdq(fp32_path, bundle.root / name, calib, method=options.method, target=options.target,
+                            ranges_cache=ranges, exclude=exclude, quantizer=options.quantizer)
+        stamp_bundle_file(bundle, name, precision="int8", target=options.target)  # before it is scored and hashed
+        return {**score(name), **info}
+
+    result = quantize(int8_name)
     steps = [{"step": 0, "excluded": [], "miou": result.get("miou"), "miou_drop": result.get("miou_drop")}]
     over = "miou_drop" in result and result["miou_drop"] > options.max_miou_drop
     if over:
@@ -159,10 +166,7 @@ def _int8(bundle, fp32_path, calib, options: CalibrationOptions, score) -> tuple
         best = result
         for step in range(1, options.max_search_steps + 1):
             exclude = [r["node"] for r in ranking[: 2 ** (step - 1)]]
-            info = quantize_qdq(fp32_path, bundle.root / "model.int8.search.onnx", calib, method=options.method,
-                                target=options.target, ranges_cache=ranges, exclude=exclude,
-                                quantizer=options.quantizer)
-            trial = {**score("model.int8.search.onnx"), **info}
+            trial = quantize("model.int8.search.onnx", exclude)
             steps.append({"step": step, "excluded": exclude, "miou": trial["miou"], "miou_drop": trial["miou_drop"]})
             log.info("sensitivity step %d: %d layers in float, mIoU drop %.2f", step, len(exclude), trial["miou_drop"])
             if trial["miou_drop"] < best["miou_drop"]:

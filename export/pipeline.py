@@ -25,6 +25,8 @@ from edgeseg.models.deploy import DeployModel, is_rgbd
 from edgeseg.runtime.bundle import (
     ARGMAX_AT,
     BUNDLE_KIND,
+    INPUT_NAME,
+    LABELS,
     LOGITS,
     PICTURES,
     PROBS,
@@ -36,6 +38,7 @@ from edgeseg.runtime.bundle import (
 )
 from edgeseg.runtime.environment import package_versions
 from edgeseg.runtime.manifest import DYNAMIC_BATCH, FRAME_FORMATS, InputSpec, Manifest, ModelInfo
+from edgeseg.runtime.onnx_metadata import stamp_bundle_file
 from edgeseg.runtime.overlay import DEFAULT_ALPHA, write_legend
 
 log = logging.getLogger(__name__)
@@ -167,6 +170,14 @@ def _data_images(spec: str, count: int, size: tuple[int, int], depth: bool,
     return [frame_to_input(s[0], size, mode) for s in samples], [map_to_input(s[2], size, mode) for s in samples]
 
 
+def _stamp_crf(bundle: Bundle, batch, size: tuple[int, int], num_classes: int) -> None:
+    """The metadata of the two CRF graphs: the fused one takes the image and returns labels, the standalone one
+    takes the model's logits and the image."""
+    [image], [logits, labels] = tensor_specs((INPUT_NAME,), (LOGITS, LABELS), batch, size, num_classes)
+    stamp_bundle_file(bundle, "model.crf.onnx", graph="model+crf", outputs=[labels])
+    stamp_bundle_file(bundle, "crf.onnx", graph="crf", inputs=[logits, image], outputs=[labels])
+
+
 def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, checkpoint: str | None = None,
                   options: ExportOptions | None = None, then: Callable[[Path], None] | None = None) -> Bundle:
     """Export, simplify, lint and verify; write ``out/`` with ``model.onnx``, ``model.pt``, ``manifest.json``
@@ -234,6 +245,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
             "versions": {"edgeseg": __version__, **package_versions(("torch", "onnx", "onnxruntime", "onnxsim",
                                                                       "onnxslim", "numpy"))},
         }))
+        stamp_bundle_file(bundle, "model.onnx")  # before it is hashed: the manifest's sha256 is the stamped file's
         bundle.add_file("model.onnx", "onnx", precision="fp32")
         bundle.add_file("model.pt", "checkpoint", precision="fp32")
         bundle.add_file("verify.json", "report")
@@ -247,6 +259,7 @@ def export_bundle(out: str | os.PathLike, *, model_name: str | None = None, chec
                                                 dynamic_batch=opts.dynamic_batch, opset=opts.opset,
                                                 exporter=opts.exporter, simplify=opts.simplify,
                                                 min_agreement=opts.min_agreement)
+            _stamp_crf(bundle, batch_dim, size, meta.num_classes)
             bundle.add_file("crf.onnx", "crf", precision="fp32")
             bundle.add_file("model.crf.onnx", "onnx-crf", precision="fp32")
         bundle.save()

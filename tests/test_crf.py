@@ -125,6 +125,8 @@ def crf_bundle(tmp_path_factory):
 def test_export_crf_writes_verified_standalone_and_fused_graphs(crf_bundle):
     import onnx
 
+    from edgeseg.runtime.onnx_metadata import read_metadata
+
     m = json.loads((crf_bundle / "manifest.json").read_text())
     assert m["files"]["crf.onnx"]["kind"] == "crf" and m["files"]["model.crf.onnx"]["kind"] == "onnx-crf"
     assert [o["name"] for o in m["outputs"]] == ["labels", "logits"]
@@ -135,6 +137,7 @@ def test_export_crf_writes_verified_standalone_and_fused_graphs(crf_bundle):
         assert not ops & {"Gather", "GatherElements", "ScatterND", "ScatterElements"}, ops
     graph = onnx.load(str(crf_bundle / "crf.onnx")).graph
     assert [i.name for i in graph.input] == ["logits", "image"] and [o.name for o in graph.output] == ["labels"]
+    assert [read_metadata(crf_bundle / name).graph for name in ("crf.onnx", "model.crf.onnx")] == ["crf", "model+crf"]
 
 
 def test_chained_and_fused_onnx_runtime_forms_agree(crf_bundle):

@@ -1,4 +1,5 @@
-"""``edgeseg lint FILE.onnx``: check an ONNX file against TensorRT 10.x / 11.x's parser."""
+"""``edgeseg lint FILE.onnx``: check an ONNX file against TensorRT 10.x / 11.x's parser, and show what its edgeseg
+metadata says it is (model, classes, precision, input, parent)."""
 
 from __future__ import annotations
 
@@ -24,15 +25,17 @@ def main(args: argparse.Namespace) -> int:
 
     from edgeseg.export.lint import lint_file
     from edgeseg.runtime.bundle import open_bundle
+    from edgeseg.runtime.onnx_metadata import NO_METADATA, read_metadata
 
     path = Path(args.onnx)
     if path.is_dir():
         bundle = open_bundle(path)
         path = bundle.path(bundle.find("onnx") or "model.onnx")
     report = lint_file(path, args.trt_version)
+    metadata = read_metadata(path)  # after the lint: a file that is no ONNX model has been refused in one line
     if args.json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "metadata": metadata.to_dict() if metadata else None})
     else:
-        print(report.table())
+        print(f"{report.table()}\nmetadata: {metadata.summary() if metadata else NO_METADATA}")
     failed = bool(report.errors) or (args.strict and bool(report.warnings))
     return 1 if failed else 0
