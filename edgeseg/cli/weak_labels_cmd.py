@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from edgeseg.cli.args import non_negative_int, positive_int
+from edgeseg.cli.common import examples
 
 log = logging.getLogger(__name__)
 MARKER = "weak_labels.json"
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="annotation seed: the same seed and data give the same labels (default 0)")
     parser.add_argument("--limit", type=positive_int, help="only the first N samples")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    examples(parser,
+             "edgeseg weak-labels --data synthetic:200 --mode points --out clicks",
+             "edgeseg weak-labels --data cityscapes:/data/cs --mode scribbles --seed 1 --out scribbles --json")
 
 
 def main(args: argparse.Namespace) -> int:
