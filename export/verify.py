@@ -100,7 +100,8 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
             with torch.no_grad():
                 tensors = (torch.from_numpy(np.require(feed[n], requirements="W")) for n in deploy.inputs)
                 ref_labels, ref_logits, *ref_pictures = reference(*tensors)
-            agreement = float(np.mean(got["labels"] == ref_labels.numpy()))
+            predicted = got["labels"] if "labels" in got else _argmax_of_scores(got)  # --outputs logits alone
+            agreement = float(np.mean(predicted == ref_labels.numpy()))
             check = {"batch": b, "source": source, "label_agreement": agreement}
             for name, ref_picture in zip(pictures, ref_pictures):  # within ±1 (float rounding before the floor)
                 close = np.abs(got[name].astype(np.int16) - ref_picture.numpy().astype(np.int16)) <= 1
@@ -118,3 +119,11 @@ def verify_onnx(model, deploy: DeployModel, input_size: tuple[int, int], images:
         # float32 rounding grows with the logits' magnitude (a randomly initialised ResNet-101 gives ~1e4)
         result["relative_logit_diff"] = max(c["max_abs_logit_diff"] / max(1.0, c["max_abs_logit"]) for c in checks)
     return result
+
+
+def _argmax_of_scores(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The labels a graph exported without a ``labels`` output implies: the ArgMax of its logits or probs."""
+    for name in ("logits", "probs"):
+        if name in outputs:
+            return outputs[name].argmax(axis=1)
+    raise ValueError(f"a deploy graph with neither labels nor class scores: {sorted(outputs)}")

@@ -229,3 +229,13 @@ def test_require_agreement_refuses_below_the_minimum():
     require_agreement(0.9995, 0.999)
     with pytest.raises(EdgesegError, match=r"only 99\.800% of the labels of crf\.onnx \(minimum 99\.9%\)"):
         require_agreement(0.998, 0.999, "the labels of crf.onnx")
+
+
+def test_a_graph_with_logits_alone_is_verified_by_their_argmax(cli_here, tmp_path):
+    """--outputs logits (the one graph OpenVINO's Model API runs): verification compares the logits' ArgMax."""
+    out = tmp_path / "b"
+    r = cli_here("export", "--model", "lednet", "--num-classes", "4", "--input-size", "32x64", "--outputs", "logits",
+                 "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    verify = json.loads((out / "verify.json").read_text())
+    assert verify["label_agreement"] > 0.99
