@@ -32,7 +32,8 @@ class Localiser:
         if args.method == "ficklenet":
             from edgeseg.weak.fickle import build_fickle
 
-            model = build_fickle(num_classes, args.backbone, args.output_stride, args.width, args.window, args.p)
+            model = build_fickle(num_classes, args.backbone, args.output_stride, args.width, args.window, args.p,
+                                 args.max_expand_mb)
             options = {"n_maps": args.n_maps, "aggregate": args.aggregate, "max_mb": args.max_expand_mb,
                        "crf": args.crf, "grow": args.grow_threshold, "seed": args.seed}
             return cls(args.method, model, args.cam_scales, options)
