@@ -83,6 +83,9 @@ def test_region_growing_follows_connectivity_class_and_threshold():
     probs[2, 0] = [0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8]
     tags = np.array([True, True, False])
     assert grow(seeds, probs, tags).tolist() == [[0, 0, 0, 255, 255, 255, 255]]
+    other = probs.copy()
+    other[:, 0, 3] = [0.05, 0.9, 0.0]  # an unseeded class's pixel does not carry class 0 across to pixel 4
+    assert grow(seeds, other, tags).tolist() == [[0, 0, 0, 255, 255, 255, 255]]
     bg = seeds.copy()
     bg[0, 6] = 2
     probs[2, 0] = [0, 0, 0, 0, 0, 0.95, 0.98]
