@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                                          "as an edgeseg checkpoint"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
     "weak-labels": ("edgeseg.cli.weak_labels_cmd", "simulated clicks or scribbles of a labelled dataset, as a folder:"),
+    "pseudo-label": ("edgeseg.cli.pseudo_label_cmd", "seeds from tags (CAM, MDC, FickleNet), as a folder:"),
     "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
     "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),
     "lint": ("edgeseg.cli.lint_cmd", "check an ONNX file against TensorRT's ONNX parser"),
