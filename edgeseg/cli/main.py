@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "import": ("edgeseg.cli.import_cmd", "a published checkpoint (CoinCheung's BiSeNet, torchvision's DeepLabV3, ...) "
                                          "as an edgeseg checkpoint"),
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
+    "propagate": ("edgeseg.cli.propagate_cmd", "carry labels to the video frames around labelled ones (joint "
+                                               "image-label propagation): a folder dataset of new training pairs"),
     "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
     "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),
     "lint": ("edgeseg.cli.lint_cmd", "check an ONNX file against TensorRT's ONNX parser"),

@@ -33,7 +33,7 @@ from edgeseg.models.registry import check_model_kwargs
 from edgeseg.progress import Progress
 from edgeseg.train import distributed
 from edgeseg.train.config import TrainConfig
-from edgeseg.train.losses import SegmentationLoss, build_criterion, pairwise_distillation, pixelwise_distillation
+from edgeseg.train.losses import SegmentationLoss, criterion_for, pairwise_distillation, pixelwise_distillation
 from edgeseg.train.sampler import ResumableSampler
 from edgeseg.train.schedule import poly_warmup
 
@@ -132,7 +132,7 @@ class Trainer:
         self.model = create(config.model, num_classes=self.num_classes, weights=None if resume else config.weights,
                             **config.model_kwargs).to(device)
         self.teacher = self._load_teacher() if config.teacher else None
-        criterion = build_criterion(config.loss, self.num_classes, config.class_weights).to(device)
+        criterion = criterion_for(config, self.train_source.classes).to(device)
         aux_weight = config.aux_weight if config.aux_weight is not None else getattr(self.model, "aux_weight", 1.0)
         self.loss = SegmentationLoss(criterion, aux_weight)
         self.optimizer = self._optimizer()
@@ -275,6 +275,7 @@ class Trainer:
         c = self.config
         self.net.train()
         parts_sum: dict[str, float] = {}
+        self.loss.set_progress(self.iteration, c.iters)
         for images, labels in batches:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
