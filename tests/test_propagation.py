@@ -73,6 +73,20 @@ def test_dolly_moves_the_scene_and_leaves_its_uncovered_pixels_unknown():
         assert accuracy >= 0.97 and coverage >= 0.85, (pair.offset, accuracy, coverage)
 
 
+def test_dolly_splat_keeps_the_nearest_surface():
+    from edgeseg.video.sequences import _splat
+
+    depth = np.full((40, 40), 10.0, np.float32)
+    depth[16:24, 16:24] = 4.0  # a near square in front of a far wall
+    label = (depth < 5).astype(np.uint8)
+    image = np.stack([label * 200] * 3, -1).astype(np.uint8)
+    _, ahead, ahead_depth = _splat(image, label, depth, (20.0, 20.0), 1.5, (0, 0), (40, 40))
+    assert (ahead == 1).sum() >= 2.4 * (label == 1).sum()  # 1.6 times the size (4 m -> 2.5 m away): 2.56 the area
+    grown = np.zeros((40, 40), bool)
+    grown[14:26, 14:26] = True
+    assert (ahead[grown] == 1).all() and (ahead_depth[grown] == 4.0).all()  # the wall never shows through
+
+
 @pytest.mark.parametrize(("args", "message"), [((1, SIZE, 4, "pan"), "odd number"), ((1, SIZE, 13, "pan"), "up to 11"),
                                                ((1, SIZE, 3, "zoom"), "unknown motion")])
 def test_bad_sequence_requests_are_refused(args, message):
@@ -81,6 +95,18 @@ def test_bad_sequence_requests_are_refused(args, message):
 
 
 # -- warping and propagation ----------------------------------------------------------------------------------------
+def test_warps_sample_bilinearly_for_images_and_nearest_for_labels():
+    ramp = np.tile(np.arange(8, dtype=np.float32) * 10, (4, 1))
+    flow = np.zeros((4, 8, 2), np.float32)
+    flow[..., 0] = 0.25
+    warped, inside = warp_bilinear(ramp, flow)
+    assert np.allclose(warped[:, :7], ramp[:, :7] + 2.5) and inside[:, :7].all() and not inside[:, 7].any()
+    labels = np.tile(np.arange(8, dtype=np.uint8), (4, 1))
+    flow[..., 0] = 0.75
+    nearest = warp_nearest(labels, flow)
+    assert np.array_equal(nearest[:, :7], labels[:, 1:]) and (nearest[:, 7] == 255).all()
+
+
 def test_exact_flow_propagates_pan_labels_exactly_and_marks_the_outside_255():
     seq = render_sequence(4, SIZE, 5, "pan")
     pairs, missing = propagate_clip(seq, seq.true_label(0), 2, ExactFlow(), check=None)
@@ -117,6 +143,16 @@ class _Shifted(MotionEstimator):
         flow = ExactFlow().flow(clip, source, target)
         flow[..., 0] += self.dx if target == 0 or abs(target) < abs(source) else -self.dx
         return flow
+
+
+def test_sparse_labels_stay_sparse_with_no_new_classes():
+    seq = render_sequence(4, SIZE, 5, "pan")
+    sparse = np.full(SIZE, 255, np.uint8)
+    sparse[::5, ::7] = seq.true_label(0)[::5, ::7]  # scribble-like: a few labelled pixels
+    pairs, _ = propagate_clip(seq, sparse, 2, ExactFlow(), check=None)
+    for pair in pairs:
+        assert set(np.unique(pair.label)) <= set(np.unique(sparse))
+        assert (pair.label != 255).sum() <= (sparse != 255).sum()
 
 
 def test_joint_pairs_stay_aligned_under_a_wrong_flow_and_label_only_pairs_do_not():
@@ -209,10 +245,13 @@ def test_propagate_synthetic_end_to_end(cli_here, tmp_path):
     report = json.loads(r.stdout)
     assert [row["offset"] for row in report["steps"]] == [-2, -1, 1, 2] and report["pairs"] == 8
     assert all(row["pixel_acc"] >= 0.95 and row["pairs"] == 2 for row in report["steps"])
+    assert all(0.8 < row["coverage"] < 1 for row in report["steps"])  # the strip the pan brings in is unknown
+    assert any(row["dropped_by_check"] > 0 for row in report["steps"])  # the consistency check is on by default
     data = open_dataset(f"folder:{out}/images,{out}/labels")
     assert len(data) == 8 and data.classes == list(CLASSES)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"]["mode"] == "joint" and manifest["method"]["flow"]["name"] == "dis"
+    assert manifest["method"]["consistency_check"] == {"alpha": 0.01, "beta": 0.5}
     assert sorted((p["sample"], p["offset"]) for p in manifest["pairs"]) == sorted(
         (f"pan_{s}", k) for s in (0, 1) for k in (-2, -1, 1, 2))
     again = cli_here(*args, "--mode", "label", "--with-centre")  # its own folder: replaced
@@ -247,11 +286,20 @@ def test_propagate_reads_recorded_frames_by_name(cli_here, tmp_path):
     assert accuracy >= 0.95
 
 
-@pytest.mark.parametrize("case", ["foreign", "inside-frames", "exact-on-recorded", "synthetic-mismatch", "steps"])
+REFUSALS = {"foreign": "not an edgeseg propagated dataset", "inside-frames": "write over the input",
+            "exact-on-recorded": "needs synthetic frames", "synthetic-mismatch": "give both or neither",
+            "steps": "too many", "ambiguous": "two frames named a_000002"}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
 def test_propagate_refusals_are_one_line_and_write_nothing(cli_here, tmp_path, case):
     frames = tmp_path / "frames"
-    frames.mkdir()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(frames / "a_000001.png")
+    for folder in (frames / "b", tmp_path / "images", tmp_path / "labels"):
+        folder.mkdir(parents=True)
+    for path in (frames / "a_000002.png", frames / "b" / "a_000002.jpg", tmp_path / "images" / "a_000001.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)  # a_000002 twice: ambiguous
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "labels" / "a_000001.png")
+    (tmp_path / "labels" / "classes.txt").write_text("a\nb\n")
     out = tmp_path / "out"
     synthetic = ("--data", "synthetic:1", "--frames", "synthetic:pan", "--size", "32x64")
     argv = {"foreign": (*synthetic, "--out", str(out)),
@@ -259,12 +307,15 @@ def test_propagate_refusals_are_one_line_and_write_nothing(cli_here, tmp_path, c
             "exact-on-recorded": ("--data", "folder:x,y", "--frames", str(frames), "--flow", "exact",
                                   "--out", str(out)),
             "synthetic-mismatch": ("--data", "synthetic:1", "--frames", str(frames), "--out", str(out)),
-            "steps": (*synthetic, "--steps", "6", "--out", str(out))}[case]
+            "steps": (*synthetic, "--steps", "6", "--out", str(out)),
+            "ambiguous": ("--data", f"folder:{tmp_path / 'images'},{tmp_path / 'labels'}", "--frames", str(frames),
+                          "--out", str(out))}[case]
     if case == "foreign":
         out.mkdir()
         (out / "mine.txt").write_text("keep")
     r = cli_here("propagate", *argv)
     assert r.returncode == 1 and r.stderr.startswith("edgeseg: error:") and len(r.stderr.strip().splitlines()) == 1
+    assert REFUSALS[case] in r.stderr
     assert (out / "mine.txt").read_text() == "keep" if case == "foreign" else not out.exists()
     assert not (frames / "out").exists()
 
@@ -362,6 +413,8 @@ def test_relaxation_keys_in_the_training_config(tmp_path):
     criterion = criterion_for(config, list(CLASSES))
     assert criterion.strict.nonzero().flatten().tolist() == [6, 7] and criterion.off_after == 0.6
     assert criterion.image_weight_bound == 1.0
+    weighted = criterion_for(TrainConfig(loss="relax", class_weights=[1.0] * 7 + [2.0]), list(CLASSES))
+    assert weighted.class_weights.tolist() == [1.0] * 7 + [2.0]  # used by relax too, no longer dropped
     with pytest.raises(EdgesegError, match="no class 'lamp'"):
         criterion_for(apply_overrides(TrainConfig(loss="relax"), {"relax_strict_classes": ["lamp"]}), list(CLASSES))
     with pytest.raises(EdgesegError, match="apply to loss=relax"):

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="RGB-D models (acnet): depth maps paired by file stem with an image folder source "
                              "(16-bit PNG in mm or .npy in m)")
     parser.add_argument("--sink", action="append",
-                        help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default); with "
+                        help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, frames:DIR, window, or null; with "
                              "several sources one --sink per --source, paired in order (none: null for each)")
     parser.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                         help="keep only the newest frame of each source, counting the frames overwritten as stale "
