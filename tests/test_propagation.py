@@ -288,7 +288,7 @@ def test_propagate_reads_recorded_frames_by_name(cli_here, tmp_path):
 
 REFUSALS = {"foreign": "not an edgeseg propagated dataset", "inside-frames": "write over the input",
             "exact-on-recorded": "needs synthetic frames", "synthetic-mismatch": "give both or neither",
-            "steps": "too many", "ambiguous": "two frames named a_000002"}
+            "steps": "too many", "ambiguous": "two frames named a_000002", "no-neighbours": "nothing to propagate"}
 
 
 @pytest.mark.parametrize("case", REFUSALS)
@@ -296,7 +296,9 @@ def test_propagate_refusals_are_one_line_and_write_nothing(cli_here, tmp_path, c
     frames = tmp_path / "frames"
     for folder in (frames / "b", tmp_path / "images", tmp_path / "labels"):
         folder.mkdir(parents=True)
-    for path in (frames / "a_000002.png", frames / "b" / "a_000002.jpg", tmp_path / "images" / "a_000001.png"):
+    (tmp_path / "elsewhere").mkdir()
+    for path in (frames / "a_000002.png", frames / "b" / "a_000002.jpg", tmp_path / "images" / "a_000001.png",
+                 tmp_path / "elsewhere" / "z_000009.png"):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)  # a_000002 twice: ambiguous
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "labels" / "a_000001.png")
     (tmp_path / "labels" / "classes.txt").write_text("a\nb\n")
@@ -309,7 +311,9 @@ def test_propagate_refusals_are_one_line_and_write_nothing(cli_here, tmp_path, c
             "synthetic-mismatch": ("--data", "synthetic:1", "--frames", str(frames), "--out", str(out)),
             "steps": (*synthetic, "--steps", "6", "--out", str(out)),
             "ambiguous": ("--data", f"folder:{tmp_path / 'images'},{tmp_path / 'labels'}", "--frames", str(frames),
-                          "--out", str(out))}[case]
+                          "--out", str(out)),
+            "no-neighbours": ("--data", f"folder:{tmp_path / 'images'},{tmp_path / 'labels'}", "--frames",
+                              str(tmp_path / "elsewhere"), "--out", str(out))}[case]
     if case == "foreign":
         out.mkdir()
         (out / "mine.txt").write_text("keep")

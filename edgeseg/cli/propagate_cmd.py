@@ -77,10 +77,9 @@ def _synthetic_motion(frames: str) -> str | None:
     return motion
 
 
-def _synthetic_clips(args, spec, motion: str):
-    """(sample id, clip, label, true labels known) for the synthetic sequences of the split's seeds."""
-    from edgeseg.data.synthetic import DEFAULT_SIZE, TRAIN_SEED0, VAL_SEED0
-    from edgeseg.video.sequences import MAX_STEPS, render_sequence
+def _synthetic_count(args, spec) -> int:
+    """How many synthetic clips to make (checked before any work)."""
+    from edgeseg.video.sequences import MAX_STEPS
 
     if args.split not in ("train", "val"):
         raise EdgesegError(f"synthetic scenes have the splits train and val, not {args.split!r}")
@@ -89,7 +88,14 @@ def _synthetic_clips(args, spec, motion: str):
     count = spec.count or SYNTHETIC_CLIPS
     if not spec.count:
         log.info("synthetic: %d clips (synthetic:N for another number)", count)
-    count = min(count, args.limit or count)
+    return min(count, args.limit or count)
+
+
+def _synthetic_clips(args, count: int, motion: str):
+    """(sample id, clip, label) for the synthetic sequences of the split's seeds."""
+    from edgeseg.data.synthetic import DEFAULT_SIZE, TRAIN_SEED0, VAL_SEED0
+    from edgeseg.video.sequences import render_sequence
+
     seed0 = TRAIN_SEED0 if args.split == "train" else VAL_SEED0
     size = args.size or DEFAULT_SIZE
     for i in range(count):
@@ -97,10 +103,10 @@ def _synthetic_clips(args, spec, motion: str):
         yield clip.name, clip, clip.true_label(0)
 
 
-def _folder_clips(args, source, index, skipped: dict):
+def _folder_clips(source, count: int, index, skipped: dict):
+    """(sample id, clip, label) for the labelled frames that have a frame number and a neighbour."""
     from edgeseg.video.frames import FolderClip, frame_number
 
-    count = min(len(source), args.limit or len(source))
     for i in range(count):
         stem = source.sample_id(i)
         if frame_number(stem) is None:
@@ -117,6 +123,7 @@ def _folder_clips(args, source, index, skipped: dict):
 def main(args: argparse.Namespace) -> int:
     from edgeseg.data import open_dataset, parse_spec
     from edgeseg.fileio import check_replaceable, refuse_input_overlap, staged_dir
+    from edgeseg.progress import Progress
     from edgeseg.video.flow import ConsistencyCheck, motion_estimator
     from edgeseg.video.frames import FrameIndex
     from edgeseg.video.output import PROPAGATED_KIND, FolderWriter, StepStats
@@ -138,12 +145,14 @@ def main(args: argparse.Namespace) -> int:
     if motion is None:
         source = open_dataset(spec, args.split)
         classes, palette = source.classes, source.palette
-        clips = _folder_clips(args, source, FrameIndex(frames_dir), skipped)
+        count = min(len(source), args.limit or len(source))
+        clips = _folder_clips(source, count, FrameIndex(frames_dir), skipped)
     else:
         from edgeseg.data.synthetic import CLASSES, PALETTE
 
         classes, palette = list(CLASSES), list(PALETTE)
-        clips = _synthetic_clips(args, spec, motion)
+        count = _synthetic_count(args, spec)
+        clips = _synthetic_clips(args, count, motion)
     estimator = motion_estimator(args.flow)
     check = None if args.no_check else ConsistencyCheck()
     stats = StepStats(len(classes))
@@ -154,24 +163,29 @@ def main(args: argparse.Namespace) -> int:
               "data": str(spec), "split": args.split, "frames": args.frames if motion else str(frames_dir),
               "with_centre": args.with_centre}
     missing = 0
-    with staged_dir(args.out, PROPAGATED_KIND) as tmp:
-        writer = FolderWriter(tmp, classes, palette)
-        for sample, clip, label in clips:
-            pairs, lost = propagate_clip(clip, label, args.steps, estimator, mode=args.mode, check=check)
-            missing += lost
-            if args.with_centre:
-                writer.add(sample, 0, clip.frame(0), label, _frame_name(clip, 0))
-            for pair in pairs:
-                writer.add(sample, pair.offset, pair.image, pair.label, _frame_name(clip, pair.offset))
-                stats.add(pair, clip.frame(pair.offset), clip.true_label(pair.offset))
-        if not any(e["offset"] != 0 for e in writer.entries):
-            raise EdgesegError(f"nothing to propagate: no labelled frame of {spec} has a neighbouring frame in "
-                               f"{args.frames} ({_skipped_text(skipped) or 'no labelled frames'})")
-        if missing:
-            skipped["steps without a frame"] = missing
-        rows = stats.rows()
-        writer.finish(method, rows, skipped)
-        written = len(writer.entries)
+    bar = Progress(count, "propagate")  # labelled frames propagated (skipped ones are not counted)
+    try:
+        with staged_dir(args.out, PROPAGATED_KIND) as tmp:
+            writer = FolderWriter(tmp, classes, palette)
+            for sample, clip, label in clips:
+                pairs, lost = propagate_clip(clip, label, args.steps, estimator, mode=args.mode, check=check)
+                missing += lost
+                if args.with_centre:
+                    writer.add(sample, 0, clip.frame(0), label, _frame_name(clip, 0))
+                for pair in pairs:
+                    writer.add(sample, pair.offset, pair.image, pair.label, _frame_name(clip, pair.offset))
+                    stats.add(pair, clip.frame(pair.offset), clip.true_label(pair.offset))
+                bar.update()
+            if not any(e["offset"] != 0 for e in writer.entries):
+                raise EdgesegError(f"nothing to propagate: no labelled frame of {spec} has a neighbouring frame in "
+                                   f"{args.frames} ({_skipped_text(skipped) or 'no labelled frames'})")
+            if missing:
+                skipped["steps without a frame"] = missing
+            rows = stats.rows()
+            writer.finish(method, rows, skipped)
+            written = len(writer.entries)
+    finally:
+        bar.close()
     _report(args, rows, written, skipped)
     return 0
 
