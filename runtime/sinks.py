@@ -9,6 +9,7 @@
                         has one (:data:`CODECS`)
 ``labels:DIR``          one palette PNG of class indices per frame (``DIR/<frame>.png``)
 ``overlays:DIR``        one JPEG per frame with the labels blended over it
+``frames:DIR``          the input frames themselves, numbered, to record clips (:mod:`edgeseg.runtime.frames_sink`)
 ``window``              an OpenCV window (needs a display); closing it or pressing q stops the run
 ======================  ===============================================================================
 
@@ -362,6 +363,10 @@ def open_sink(spec: str | None, palette, fps: float | None = None, *, inputs: It
         return NullSink("null", palette)
     if text == "window":
         return WindowSink(palette, title, classes=classes, legend=legend)
+    if text.startswith("frames:"):
+        from edgeseg.runtime.frames_sink import open_frames_sink
+
+        return open_frames_sink(text[len("frames:"):], palette, inputs)
     for kind in ("labels", "overlays"):
         if text.startswith(kind + ":"):
             folder = text[len(kind) + 1:]
@@ -372,4 +377,4 @@ def open_sink(spec: str | None, palette, fps: float | None = None, *, inputs: It
     if Path(text).suffix.lower() in VIDEO_SUFFIXES:
         refuse_input_overlap(text, inputs)
         return VideoSink(text, palette, fps, overwrite=overwrite, classes=classes, legend=legend)
-    raise EdgesegError(f"unknown sink {spec!r}: use null, window, OUT.mp4, labels:DIR or overlays:DIR")
+    raise EdgesegError(f"unknown sink {spec!r}: use null, window, OUT.mp4, labels:DIR, overlays:DIR or frames:DIR")

@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edgeseg.cli.train_cmd", "train a model on a dataset (synthetic scenes by default)"),
     "weak-labels": ("edgeseg.cli.weak_labels_cmd", "simulated clicks or scribbles of a labelled dataset, as a folder:"),
     "pseudo-label": ("edgeseg.cli.pseudo_label_cmd", "seeds from tags (CAM, MDC, FickleNet), as a folder:"),
+    "propagate": ("edgeseg.cli.propagate_cmd", "carry labels to the video frames around labelled ones (joint "
+                                               "image-label propagation): a folder dataset of new training pairs"),
     "eval": ("edgeseg.cli.eval_cmd", "evaluate a checkpoint, bundle or ONNX file: mIoU, per-class IoU"),
     "export": ("edgeseg.cli.export_cmd", "export to a verified, TensorRT-linted ONNX bundle"),
     "lint": ("edgeseg.cli.lint_cmd", "check an ONNX file against TensorRT's ONNX parser"),

@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "rtsp:// URL; repeat for several cameras run as one batch (a bundle exported with "
                          "--batch-size N for N sources, or --dynamic-batch)")
     io.add_argument("--sink", action="append",
-                    help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, window, or null (default); with "
-                         "several sources one --sink per --source, paired in order (none: null for each)")
+                    help="OUT.mp4 (overlay video), labels:DIR, overlays:DIR, frames:DIR (the input frames), window, "
+                         "or null (default); with several sources one --sink per --source, paired in order (none: "
+                         "null for each)")
     io.add_argument("--depth", metavar="DIR",
                     help="RGB-D models (acnet): depth maps paired by file stem with an image folder source "
                          "(16-bit PNG in mm or .npy in m)")

@@ -50,6 +50,10 @@ class TrainConfig:
     warmup: int = 50
     poly_power: float = 0.9
     loss: str = "auto"  # ce | ohem | relax | auto (ohem; ce with weak labels)
+    # label relaxation's official options (Zhu et al., CVPR 2019; see LabelRelaxation); loss=relax only
+    relax_wt_bound: float = 0.0  # per-image class weights 1 + b (1 - share), averaged over each neighbourhood; 0 off
+    relax_strict_classes: list | None = None  # class names or indices that keep a hard target (thin objects)
+    relax_off: float | None = None  # fraction of iters after which the window halves and boundaries weigh 2
     aux_weight: float | None = None  # None: the model's own (its paper's; 1.0 unless stated)
     class_weights: list[float] | None = None
     teacher: str | None = None  # checkpoint of a teacher for knowledge distillation
@@ -121,6 +125,7 @@ class TrainConfig:
         if self.class_weights is not None:
             _check_class_weights(self.class_weights)
         _check_weak_keys(self)
+        _check_relax(self)
         return self
 
     def resolved(self) -> TrainConfig:
@@ -149,8 +154,8 @@ _FLOAT = {"lr": (0.0, None, True), "momentum": (0.0, 1.0, False), "weight_decay"
           "jitter": (0.0, 1.0, False), "poly_power": (0.0, None, False), "kd_temperature": (0.0, None, True),
           "kd_weight": (0.0, None, False), "kd_pairwise_weight": (0.0, None, False),
           "gcrf_weight": (0.0, None, False), "gcrf_sigma_xy": (0.0, None, True), "gcrf_sigma_rgb": (0.0, None, True),
-          "gcrf_start": (0.0, 1.0, False)}
-_OPT_FLOAT = ("aux_weight", "max_minutes")
+          "gcrf_start": (0.0, 1.0, False), "relax_wt_bound": (0.0, None, False)}
+_OPT_FLOAT = ("aux_weight", "max_minutes", "relax_off")
 _BOOL = ("amp", "sync_bn")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -244,6 +249,19 @@ def _check_weak_keys(config: TrainConfig) -> None:
         raise EdgesegError(f"class_weights do not apply to the allowed-class sets of weak={config.weak}")
 
 
+def _check_relax(config: TrainConfig) -> None:
+    if config.relax_off is not None:
+        _check_number("relax_off", config.relax_off, 0.0, 1.0, True)
+    strict = config.relax_strict_classes
+    if strict is not None and (not isinstance(strict, (list, tuple)) or not all(
+            (isinstance(v, int) and not isinstance(v, bool) and v >= 0) or (isinstance(v, str) and v.strip())
+            for v in strict)):
+        raise EdgesegError(f"relax_strict_classes must be a list of class names or indices, got {strict!r}")
+    used = [k for k in ("relax_wt_bound", "relax_strict_classes", "relax_off") if getattr(config, k)]
+    if used and config.loss != "relax":
+        raise EdgesegError(f"{', '.join(used)} apply to loss=relax, not loss={config.loss}")
+
+
 def _split(value) -> list:
     """A list value given as text (``--set crop=256,512``): split on commas or ``x``."""
     return [v for v in re.split(r"\s*[,xX×]\s*", value.strip().strip("[]()")) if v] if isinstance(value, str) else value
@@ -284,7 +302,8 @@ def _to_bool(name: str, value) -> bool:
 def _coerce(name: str, value):
     """Convert a YAML/JSON/CLI value to the field's type; a value that does not convert is refused."""
     optional = name in _OPT_INT or name in _OPT_FLOAT or name in _OPT_STR or name in ("crop", "scales",
-                                                                                        "class_weights", "val_data")
+                                                                                        "class_weights", "val_data",
+                                                                                        "relax_strict_classes")
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
         if optional:
             return None
@@ -314,6 +333,11 @@ def _coerce(name: str, value):
         if not isinstance(parts, (list, tuple)):
             raise EdgesegError(f"class_weights expects a list of numbers, got {value!r}")
         return [_to_float("class_weights", v) for v in parts]
+    if name == "relax_strict_classes":
+        parts = _split(value) if isinstance(value, str) else value
+        if not isinstance(parts, (list, tuple)):
+            parts = [parts]
+        return [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in parts]
     if name == "model_kwargs":
         _check_model_kwargs(value)
         return dict(value)

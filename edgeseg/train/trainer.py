@@ -33,7 +33,7 @@ from edgeseg.progress import Progress
 from edgeseg.train import distributed
 from edgeseg.train.config import TrainConfig
 from edgeseg.train.extras import ExtraTerms, main_criterion, open_sources, weak_labels
-from edgeseg.train.losses import SegmentationLoss, build_criterion, pairwise_distillation, pixelwise_distillation
+from edgeseg.train.losses import SegmentationLoss, criterion_for, pairwise_distillation, pixelwise_distillation
 from edgeseg.train.sampler import ResumableSampler
 from edgeseg.train.schedule import poly_warmup
 
@@ -131,8 +131,7 @@ class Trainer:
         self.model = create(config.model, num_classes=self.num_classes, weights=None if resume else config.weights,
                             **config.model_kwargs).to(device)
         self.teacher = self._load_teacher() if config.teacher else None
-        criterion = main_criterion(config, build_criterion(config.loss, self.num_classes, config.class_weights))
-        criterion = criterion.to(device)
+        criterion = main_criterion(config, criterion_for(config, self.train_source.classes)).to(device)
         self.extras = ExtraTerms(config)
         aux_weight = config.aux_weight if config.aux_weight is not None else getattr(self.model, "aux_weight", 1.0)
         self.loss = SegmentationLoss(criterion, aux_weight)
@@ -282,6 +281,7 @@ class Trainer:
         c = self.config
         self.net.train()
         parts_sum: dict[str, float] = {}
+        self.loss.set_progress(self.iteration, c.iters)
         for images, labels, *valid in batches:
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
