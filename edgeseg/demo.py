@@ -37,6 +37,12 @@ class DemoOptions:
     threads: int | None = None
 
 
+# ``edgeseg demo --quick``: about 3 minutes in all on 2 cores (2 of training, a smaller calibration, gate and
+# bench); its own default folder, so a full demo never reuses the quick run's shorter training.
+QUICK = dict(out=Path("demo-quick"), minutes=2.0, calib_images=16, gate_images=20, bench_iters=20, bench_warmup=2,
+             bench_images=20)
+
+
 @dataclass
 class DemoResult:
     checkpoint: Path

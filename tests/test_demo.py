@@ -59,3 +59,21 @@ def test_only_a_checkpoint_of_the_same_model_is_reused(tmp_path):
     assert not _reusable_checkpoint(tmp_path / "missing.pt", "lednet")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     assert not _reusable_checkpoint(tmp_path / "bad.pt", "lednet")
+
+
+def _demo_options(*argv):
+    from edgeseg.cli.demo_cmd import demo_options
+    from edgeseg.cli.main import _build_parser
+
+    return demo_options(_build_parser("demo").parse_args(["demo", *argv]))
+
+
+def test_quick_is_shorter_everywhere_in_its_own_folder_and_explicit_flags_win():
+    full, quick = _demo_options(), _demo_options("--quick")
+    assert (full.out, full.minutes, full.bench_iters, full.bench_images) == (Path("demo"), 5.0, 50, None)
+    assert quick.out == Path("demo-quick")  # a later full demo never reuses the quick run's short training
+    assert quick.minutes < full.minutes and quick.bench_iters < full.bench_iters and quick.bench_images
+    assert quick.calib_images < full.calib_images and quick.gate_images < full.gate_images
+    given = _demo_options("--quick", "--minutes", "3", "--out", "x", "--iters", "7", "--retrain")
+    assert (given.out, given.minutes, given.bench_iters, given.retrain) == (Path("x"), 3.0, 7, True)
+    assert given.bench_images == quick.bench_images

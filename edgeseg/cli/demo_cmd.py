@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeseg.cli.args import positive_int
 from edgeseg.cli.common import add_json, examples, print_json
+
+if TYPE_CHECKING:
+    from edgeseg.demo import DemoOptions
 
 
 def _minutes(text: str) -> float:
@@ -28,34 +33,48 @@ def _default_images() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("demo"), help="folder for every stage (default demo/)")
+    parser.add_argument("--out", type=Path, help="folder for every stage (default demo/, with --quick demo-quick/)")
     parser.add_argument("--model", default="bisenetv2", help="registry name (default bisenetv2)")
-    parser.add_argument("--minutes", type=_minutes, default=5.0,
-                        help="training time budget in minutes (default 5: the whole demo stays under 10 on 2 cores)")
+    parser.add_argument("--minutes", type=_minutes,
+                        help="training time budget in minutes (default 5: the whole demo stays under 8 on 2 cores; "
+                             "2 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a quick start of about 3 minutes: 2 minutes of training, a smaller calibration, "
+                             "gate and bench")
     parser.add_argument("--retrain", action="store_true", help="train again even if OUT has a checkpoint")
-    parser.add_argument("--iters", type=positive_int, default=50, help="timed bench iterations (default 50)")
-    parser.add_argument("--threads", type=positive_int,
-                        help="CPU threads for calibration and bench (default: all cores)")
+    parser.add_argument("--iters", type=positive_int, help="timed bench iterations (default 50, 20 with --quick)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for calibration and bench")
     parser.add_argument("--val-images", type=positive_int, metavar="N",
                         help="validation images the accuracy gate and each bench engine score (default: "
                              f"{_default_images()})")
     add_json(parser, "the outcome (gate, bench rows, paths, stage times)")
     examples(parser,
-             "edgeseg demo                                   # about 10 minutes on 2 CPU cores",
+             "edgeseg demo                                   # about 8 minutes on 2 CPU cores",
+             "edgeseg demo --quick                           # about 3 minutes: the whole pipeline once",
              "edgeseg demo --model lednet --minutes 2 --out demo-lednet",
              "edgeseg demo --json                            # again: reuses the checkpoint and bundle")
 
 
+def demo_options(args: argparse.Namespace) -> DemoOptions:
+    """The demo's options from the command line: ``--quick`` presets, then what was given explicitly."""
+    from edgeseg.demo import QUICK, DemoOptions
+
+    options = DemoOptions(**QUICK) if args.quick else DemoOptions()
+    given = {"out": args.out, "minutes": args.minutes, "bench_iters": args.iters,
+             "gate_images": args.val_images, "bench_images": args.val_images}
+    return dataclasses.replace(options, model=args.model, retrain=args.retrain, threads=args.threads,
+                               **{k: v for k, v in given.items() if v is not None})
+
+
 def main(args: argparse.Namespace) -> int:
-    from edgeseg.demo import DemoOptions, check_out, run_demo
+    from edgeseg.demo import check_out, run_demo
     from edgeseg.models import model_info
     from edgeseg.runtime.report.tables import summary_table
 
-    check_out(args.out)
-    model_info(args.model)  # an unknown name fails before anything runs
-    images = {} if args.val_images is None else {"gate_images": args.val_images, "bench_images": args.val_images}
-    result = run_demo(DemoOptions(out=args.out, model=args.model, minutes=args.minutes, retrain=args.retrain,
-                                  bench_iters=args.iters, threads=args.threads, **images))
+    options = demo_options(args)
+    check_out(options.out)
+    model_info(options.model)  # an unknown name fails before anything runs
+    result = run_demo(options)
     from edgeseg.cli.report_output import miou_note, summary_rows
     from edgeseg.cli.variants import gate_note
     from edgeseg.runtime.bundle import open_bundle

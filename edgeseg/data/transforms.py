@@ -65,10 +65,14 @@ class RandomCrop:
             label = np.pad(label, ((0, ph), (0, pw)), constant_values=self.ignore_index)
             depth, side = _follow(depth, side, lambda a: np.pad(a, ((0, ph), (0, pw))))
             h, w = label.shape
-        y = int(rng.integers(0, h - ch + 1))
-        x = int(rng.integers(0, w - cw + 1))
+        y, x = self.origin(label, rng)
         crop = (slice(y, y + ch), slice(x, x + cw))
         return _result(image[crop], label[crop], *_follow(depth, side, lambda a: a[crop]))
+
+    def origin(self, label, rng) -> tuple[int, int]:
+        """Top-left corner ``(y, x)`` of the crop in ``label`` (already padded to at least the crop size)."""
+        (ch, cw), (h, w) = self.size, label.shape
+        return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
 
 
 @dataclass
@@ -113,9 +117,13 @@ class Compose:
 
 
 def train_transforms(crop: tuple[int, int], scales: tuple[float, float] = (0.5, 2.0),
-                     jitter: float = 0.3) -> Compose:
-    """The usual recipe: random scale, crop with ignore padding, flip, colour jitter."""
-    steps = [RandomScale(scales), RandomCrop(crop), RandomHorizontalFlip()]
+                     jitter: float = 0.3, class_uniform: float = 0.0) -> Compose:
+    """The usual recipe: random scale, crop with ignore padding, flip, colour jitter. ``class_uniform``: the
+    fraction of crops centred on a class drawn uniformly (:class:`~edgeseg.data.class_crop.ClassUniformCrop`)."""
+    from edgeseg.data.class_crop import ClassUniformCrop
+
+    cropper = ClassUniformCrop(crop, fraction=class_uniform) if class_uniform else RandomCrop(crop)
+    steps = [RandomScale(scales), cropper, RandomHorizontalFlip()]
     if jitter:
         steps.append(ColorJitter(jitter, jitter, jitter))
     return Compose(steps)

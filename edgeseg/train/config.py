@@ -43,6 +43,7 @@ class TrainConfig:
     crop: tuple[int, int] | None = None  # None: 128x256 on synthetic scenes (CPU-friendly), else 512x1024
     scales: tuple[float, float] | None = None  # None: (0.75, 1.5) on synthetic scenes, else (0.5, 2.0)
     jitter: float = 0.3
+    class_uniform: float = 0.0  # fraction of crops centred on a class drawn uniformly from those present
     optimizer: str = "adamw"  # adamw | sgd (the papers' choice: sgd, lr 0.05 at batch 16, 5e-4 decay)
     lr: float = 3e-3
     momentum: float = 0.9
@@ -154,7 +155,8 @@ _FLOAT = {"lr": (0.0, None, True), "momentum": (0.0, 1.0, False), "weight_decay"
           "jitter": (0.0, 1.0, False), "poly_power": (0.0, None, False), "kd_temperature": (0.0, None, True),
           "kd_weight": (0.0, None, False), "kd_pairwise_weight": (0.0, None, False),
           "gcrf_weight": (0.0, None, False), "gcrf_sigma_xy": (0.0, None, True), "gcrf_sigma_rgb": (0.0, None, True),
-          "gcrf_start": (0.0, 1.0, False), "relax_wt_bound": (0.0, None, False)}
+          "gcrf_start": (0.0, 1.0, False), "relax_wt_bound": (0.0, None, False),
+          "class_uniform": (0.0, 1.0, False)}
 _OPT_FLOAT = ("aux_weight", "max_minutes", "relax_off")
 _BOOL = ("amp", "sync_bn")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

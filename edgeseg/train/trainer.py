@@ -203,8 +203,8 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         c = self.config
-        dataset = TorchSegmentationDataset(self.train_source, train_transforms(c.crop, c.scales, c.jitter),
-                                           self.meta.mean, self.meta.std, seed=c.seed,
+        transform = train_transforms(c.crop, c.scales, c.jitter, c.class_uniform)
+        dataset = TorchSegmentationDataset(self.train_source, transform, self.meta.mean, self.meta.std, seed=c.seed,
                                            depth=is_rgbd(self.model), valid=self.extras.needs_valid,
                                            weak=weak_labels(c, self.train_source))
         per_step = c.batch_size * c.accumulate
