@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from edgeseg.cli.args import input_size
+from edgeseg.cli.common import examples
 from edgeseg.errors import EdgesegError
 
 log = logging.getLogger("edgeseg.propagate")
@@ -46,8 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=_steps, help="use at most this many labelled frames")
     parser.add_argument("--size", type=input_size, help="frame size of synthetic sequences (default 256x512)")
     parser.add_argument("--json", action="store_true", help="print the stats as JSON")
-    parser.epilog = _layout_help()
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    examples(parser,
+             "edgeseg propagate --data synthetic --frames synthetic:dolly --steps 3 --out propagated",
+             "edgeseg propagate --data folder:keys/images,keys/labels --frames clips/ --steps 2 --out prop --json",
+             "edgeseg propagate --data cityscapes:/data/cs --frames /data/cs/leftImg8bit_sequence --mode label "
+             "--out cs-prop")
+    parser.epilog = f"{_layout_help()}\n\n{parser.epilog}"
 
 
 def _layout_help() -> str:
