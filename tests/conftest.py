@@ -88,7 +88,7 @@ def small_size(name: str) -> tuple[int, int]:
 # Classic models whose registry-wide export (100M+ parameters: export, onnxsim, verification, checkpoint) takes
 # 15-30 s each on 2 cores: together over two minutes of the default run's six. They are marked heavy (CI runs
 # them in a second step, `python -m pytest -m heavy`); ACNet stays (the RGB-D tests share its bundle).
-HEAVY_EXPORTS = ("deeplabv2", "deeplabv3", "deeplabv3plus", "dilated_context", "danet", "fastfcn", "fcn8s",
+HEAVY_EXPORTS = ("dfanet_a", "deeplabv2", "deeplabv3", "deeplabv3plus", "dilated_context", "danet", "fastfcn", "fcn8s",
                  "fcn16s", "fcn32s", "pspnet", "refinenet")
 
 

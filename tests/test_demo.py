@@ -5,6 +5,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import pytest
+
 from edgeseg.calibration.gate import gate_verdict
 from edgeseg.demo import DemoOptions, run_demo
 from edgeseg.metrics import miou_drop_points
@@ -13,6 +15,7 @@ from edgeseg.runtime.bundle import open_bundle
 TRAINED = Path(__file__).resolve().parents[1] / "benchmarks" / "checkpoints" / "lednet.pt"
 
 
+@pytest.mark.heavy  # about 50 s: CI runs it in its heavy step
 def test_demo_reuses_checkpoint_and_bundle(tmp_path, caplog):
     out = tmp_path / "demo"
     (out / "train-lednet").mkdir(parents=True)

@@ -132,7 +132,7 @@ def test_pipeline_on_cuda_streams_keeps_every_frame(checkpoint_bundle):
     assert {"h2d", "inference", "d2h"} <= set(summary["stages_ms"])
 
 
-@pytest.mark.parametrize("args,message", [(["--device", "gpu0"], "expected cpu, cuda or cuda:N"),
+@pytest.mark.parametrize("args,message", [(["--device", "gpu0"], "expected auto, cpu, cuda or cuda:N"),
                                           (["--device", "cuda", "--backend", "onnxruntime"], "add --backend torch")])
 def test_run_device_errors_are_one_line(checkpoint_bundle, tmp_path, cli, args, message):
     r = cli("run", str(checkpoint_bundle), "--source", str(tmp_path), *args)

@@ -92,8 +92,8 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
-    from edgeseg.cli.weak_labels_cmd import _file_name
     from edgeseg.data import open_dataset, parse_spec
+    from edgeseg.data.folder import sample_file_stem
     from edgeseg.data.weak import WeakLabels
     from edgeseg.errors import EdgesegError
     from edgeseg.fileio import FolderKind, check_replaceable, refuse_input_overlap, staged_dir
@@ -143,7 +143,7 @@ def main(args: argparse.Namespace) -> int:
             if (label != source.ignore_index).any():
                 has_truth = True
                 score.update(seeds, label)
-            name = _file_name(source.sample_id(index), index, names)
+            name = sample_file_stem(source.sample_id(index), index, names)
             Image.fromarray(image).save(tmp / "images" / f"{name}.png", format="PNG")
             save_label_png(tmp / "labels" / f"{name}.png", seeds, source.palette)
             bar.update()

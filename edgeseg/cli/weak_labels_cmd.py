@@ -40,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from edgeseg.data import open_dataset, parse_spec
+    from edgeseg.data.folder import sample_file_stem
     from edgeseg.data.weak import WeakLabels
     from edgeseg.errors import EdgesegError
     from edgeseg.fileio import FolderKind, refuse_input_overlap, staged_dir
@@ -67,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
             image, label = source[index]
             annotation = weak.annotate(index, label)
             sparse = weak.target(annotation, label, weak.coordinates(label.shape))
-            name = _file_name(source.sample_id(index), index, names)
+            name = sample_file_stem(source.sample_id(index), index, names)
             Image.fromarray(image).save(tmp / "images" / f"{name}.png", format="PNG")
             save_label_png(tmp / "labels" / f"{name}.png", sparse, source.palette)
             annotations += annotation.count
@@ -90,12 +91,3 @@ def main(args: argparse.Namespace) -> int:
                              f"{100 * summary['labelled_fraction']:.3f}%", summary["out"]]], right=(0, 2, 3)))
     return 0
 
-
-def _file_name(sample_id: str, index: int, taken: set[str]) -> str:
-    """The sample's id as a file stem (a path separator or a repeat gets the index instead)."""
-    name = sample_id if sample_id and "/" not in sample_id and "\\" not in sample_id and not sample_id.startswith(
-        ".") else f"{index:06d}"
-    if name in taken:
-        name = f"{name}_{index:06d}"
-    taken.add(name)
-    return name

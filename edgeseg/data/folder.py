@@ -51,3 +51,14 @@ def open_folder(images: Path, labels: Path, classes_file: Path | None = None) ->
     image_files = [p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     pairs = pair_by_stem(image_files, list(labels.glob("*.png")), "folder")
     return FilePairSource(pairs, names, name=f"folder/{images.name}", palette=palette)
+
+
+def sample_file_stem(sample_id: str, index: int, taken: set[str]) -> str:
+    """The file stem a written ``folder:`` dataset gives a sample: its id, or its index where the id holds a path
+    separator, starts with a dot or repeats one already ``taken`` (which this adds to)."""
+    name = sample_id if sample_id and "/" not in sample_id and "\\" not in sample_id and not sample_id.startswith(
+        ".") else f"{index:06d}"
+    if name in taken:
+        name = f"{name}_{index:06d}"
+    taken.add(name)
+    return name
