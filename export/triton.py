@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeseg.argtypes import whole_number
 from edgeseg.errors import EdgesegError
 from edgeseg.export.triton_config import (
     DEFAULT_MAX_BATCH,
@@ -184,24 +185,7 @@ def _write(folder: Path, bundle, model: TritonModel, source: Path, texts: dict[s
     return files
 
 
-def _whole(minimum: int):
-    """An argparse type for an integer of at least ``minimum`` (export/ does not import the CLI's own types)."""
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
-
-
-positive_int, non_negative_int = _whole(1), _whole(0)
+positive_int, non_negative_int = whole_number(1, "a positive integer"), whole_number(0, "an integer >= 0")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

@@ -6,6 +6,7 @@ import argparse
 import math
 import re
 
+from edgeseg.argtypes import whole_number
 from edgeseg.data.geometry import MAX_SIDE
 
 
@@ -67,19 +68,6 @@ non_negative_number = number(0)
 fraction = number(0, 1, open_low=True)
 
 
-def whole_number(minimum: int, what: str):
-    """An argparse type for an integer of at least ``minimum`` (``what`` names the range in the message)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
 
 
 positive_int = whole_number(1, "a positive integer")
