@@ -71,7 +71,10 @@ def _colours(palette) -> np.ndarray:
 
 
 def _colour(colours: np.ndarray, k: int) -> tuple[int, int, int]:
-    return tuple(int(v) for v in colours[k]) if k < len(colours) else (0, 0, 0)
+    if k >= len(colours):
+        return (0, 0, 0)
+    r, g, b = (int(v) for v in colours[k])
+    return (r, g, b)
 
 
 def legend_image(classes: list[str], palette, swatch: int = 16) -> np.ndarray:
@@ -133,7 +136,8 @@ class LegendStrip:
         size = max(10, height // 40)
         font, line, pad = _font(size), size + size // 2, size // 2
         max_rows = max(1, int(height * LEGEND_MAX_SHARE - pad) // line)
-        placed, x, row = [], pad, 0
+        placed: list[tuple[int | None, int, int, str]] = []
+        x, row = pad, 0
         for n, k in enumerate(ids):
             entry = size + pad // 2 + int(font.getlength(self.classes[k])) + pad
             if x + entry > width - pad and x > pad:
@@ -148,13 +152,13 @@ class LegendStrip:
         band = Image.new("RGBA", (width, rows * line + pad), (0, 0, 0, 0))
         draw = ImageDraw.Draw(band)
         draw.rectangle([0, 0, width, band.height], fill=(0, 0, 0, 150))
-        for k, x, r, text in placed:
+        for cls, left, r, text in placed:
             top = pad // 2 + r * line + (line - size) // 2
-            if k is not None:
-                draw.rectangle([x, top, x + size - 1, top + size - 1], fill=(*_colour(self.colours, k), 255),
+            if cls is not None:
+                draw.rectangle([left, top, left + size - 1, top + size - 1], fill=(*_colour(self.colours, cls), 255),
                                outline=(255, 255, 255, 255))
-                x += size + pad // 2
-            draw.text((x, top + size // 2), text, fill=(255, 255, 255, 255), font=font, anchor="lm")
+                left += size + pad // 2
+            draw.text((left, top + size // 2), text, fill=(255, 255, 255, 255), font=font, anchor="lm")
         pixels = np.asarray(band)
         return pixels[:, :, :3].copy(), pixels[:, :, 3:].astype(np.float32) / 255.0
 

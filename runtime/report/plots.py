@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def _colours(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-def accuracy_limits(values: list[float], gates: list[float] = ()) -> tuple[float, float]:
+def accuracy_limits(values: Sequence[float], gates: Sequence[float] = ()) -> tuple[float, float]:
     """The mIoU axis (%): the data and the gate lines with :data:`MIOU_MARGIN` points either side."""
     every = [*values, *gates]
     return min(every) - MIOU_MARGIN, max(every) + MIOU_MARGIN

@@ -96,7 +96,7 @@ def quantization_table(report: dict) -> Table:
         if isinstance(q.get("label_agreement"), (int, float)):
             calib = f"{100 * q['label_agreement']:.2f}%" + (
                 f" ({q['eval_images']} images of {q['eval_data']})" if q.get("eval_images") else "")
-        verdict = {"pass": "pass", "fail": "FAIL"}.get(q.get("verdict"), "not scored" if q else "-")
+        verdict = {"pass": "pass", "fail": "FAIL"}.get(str(q.get("verdict")), "not scored" if q else "-")
         if q.get("verdict") and isinstance(q.get("miou_drop"), (int, float)):
             verdict += f" (drop {points(q['miou_drop'])})"
         budget = q.get("budget_points")
