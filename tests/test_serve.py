@@ -226,8 +226,14 @@ def test_concurrent_clients_are_batched(server, frames, local):
     for k in range(8):
         np.testing.assert_array_equal(answers[k][0], local["labels"][k])
         np.testing.assert_array_equal(answers[k][1], local["logits"][k])
-    count, executions = server.counter("nv_inference_count") - count0, server.counter("nv_inference_exec_count") - exec0
-    assert count == 8
+    deadline = time.monotonic() + 15
+    while True:
+        count = server.counter("nv_inference_count") - count0
+        executions = server.counter("nv_inference_exec_count") - exec0
+        if count >= 8 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert count == 8, "Triton's statistics lag the responses: waited 15 s for all 8 requests to be counted"
     assert executions < count, f"{executions} batches for {count} requests: nothing was batched"
 
 
