@@ -142,3 +142,17 @@ def test_demo_prints_what_its_mious_were_measured_on_and_json(tiny, cli_here, mo
     out = cli_here("demo", "--out", str(root / "demo"), "--json")
     result = json.loads(out.stdout)
     assert result["gate_passed"] is True and result["rows"][0]["accuracy"]["images"] == 4
+
+
+def test_a_reader_that_goes_away_is_not_an_error():
+    """``edgeseg models --json | head -c0``: the pipe closes before edgeseg writes; it ends quietly with a SIGPIPE
+    status, with no traceback, no "internal error" and no "Exception ignored" from the last flush."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgeseg", "models", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(60) == 141, err
+    assert "Error" not in err and "error" not in err and "Exception" not in err, err

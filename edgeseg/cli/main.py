@@ -121,11 +121,24 @@ def entry() -> None:
     """The ``edgeseg`` command. After SIGTERM the cleanup has already run; the process ends at once with 143
     instead of tearing down the interpreter under native threads (torch, onnxruntime) still winding down."""
     code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     if code == 143:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``edgeseg models | head``): not an error. Stdout goes to /dev/null so the
+    interpreter's last flush is quiet; the status is a SIGPIPE death's, as the shell expects."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _main(argv: list[str]) -> int:
@@ -155,6 +168,8 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("edgeseg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as exc:  # a bug, not a user error: still one line unless --verbose
         if verbose:
             raise
