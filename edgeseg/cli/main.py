@@ -121,10 +121,6 @@ def entry() -> None:
     """The ``edgeseg`` command. After SIGTERM the cleanup has already run; the process ends at once with 143
     instead of tearing down the interpreter under native threads (torch, onnxruntime) still winding down."""
     code = main()
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        code = _reader_gone()
     if code == 143:
         sys.stdout.flush()
         sys.stderr.flush()
