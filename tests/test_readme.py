@@ -1,4 +1,5 @@
-"""The README stays short and true: its links resolve, and every command and flag it shows exists."""
+"""The README stays short and true: its links resolve, and every command and flag it shows exists under its
+current name (not a retired spelling kept as a hidden alias)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from edgeseg.cli.common import CANONICAL
 from edgeseg.cli.main import SUBCOMMANDS, _build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+RETIRED = {old: flag for flag, olds in CANONICAL.items() for old in olds}  # hidden aliases: the docs show the name
 
 
 def _code_lines(text: str) -> list[str]:
@@ -84,6 +87,7 @@ def test_every_command_and_flag_shown_exists(doc):  # cli.md is the parsers' own
             if token.startswith("--"):
                 flag = token.split("=", 1)[0]
                 assert flag in known, f"{doc.name}: 'edgeseg {command}' has no {flag}"
+                assert flag not in RETIRED, f"{doc.name}: 'edgeseg {command}' shows {flag}, now {RETIRED[flag]}"
 
 
 def test_cli_reference_is_generated_from_the_parsers():

@@ -5,6 +5,10 @@ machine. Train and val use disjoint seed ranges. Eight Cityscapes-like classes w
 Difficulty comes from what makes real scenes hard: road and sidewalk of similar greys, overcast skies close to
 building colours, thin poles, small distant people and cars, occlusion, texture, shadows, exposure changes,
 blur and sensor noise.
+
+Object sizes suit the default 256×512 frame and networks that predict at 1/8 of it (BiSeNet V2's head): the
+camera has a moderately long lens (:data:`METRE_AT_BOTTOM`), so the median person and pole are about 8 px wide,
+one cell of such a head, while a fifth of them, far away, are 4 px or less, as on a real camera.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ ROAD, SIDEWALK, BUILDING, SKY, VEGETATION, CAR, PERSON, POLE = range(len(CLASSES
 TRAIN_SEED0 = 0
 VAL_SEED0 = 1_000_000
 DEFAULT_SIZE = (256, 512)
+METRE_AT_BOTTOM = 0.3  # one metre at the nearest (bottom) row, as a fraction of the frame height
+POLE_RADIUS_M = 0.12  # lamp posts and sign poles
 
 
 class _Canvas:
@@ -168,7 +174,7 @@ def _draw_person(c: _Canvas, base_y: float, x: float, scale: float) -> None:
 
 def _draw_pole(c: _Canvas, base_y: float, x: float, scale: float) -> None:
     rng = c.rng
-    half = max(1.2, 0.1 * scale)
+    half = max(1.2, POLE_RADIUS_M * scale)
     top = base_y - rng.uniform(3.0, 5.0) * scale
     c.rect(top, base_y, x - half, x + half, _grey(rng, 60, 140, 5), POLE, texture=0.04)
     if rng.random() < 0.5:  # a sign board on the pole, labelled pole as in our class set
@@ -205,7 +211,7 @@ def render_scene(seed: int, size: tuple[int, int] = DEFAULT_SIZE, *, with_depth:
     _draw_background(c, horizon)
     left, right, depth = _draw_ground(c, horizon)
     objects = []  # (base_y, kind, x, scale); drawn far to near
-    unit = 0.2 * h  # size of "one metre" at the bottom row
+    unit = METRE_AT_BOTTOM * h  # size of "one metre" at the bottom row
     for _ in range(rng.integers(1, 6)):
         y = rng.uniform(horizon + 4, h + 0.1 * h)
         d = depth[min(int(y), h - 1)]

@@ -32,6 +32,7 @@ from edgeseg.models.registry import check_model_kwargs
 from edgeseg.progress import Progress
 from edgeseg.train import distributed
 from edgeseg.train.config import TrainConfig
+from edgeseg.train.cpu_features import native_bf16
 from edgeseg.train.extras import ExtraTerms, main_criterion, open_sources, weak_labels
 from edgeseg.train.losses import SegmentationLoss, criterion_for, pairwise_distillation, pixelwise_distillation
 from edgeseg.train.sampler import ResumableSampler
@@ -115,6 +116,10 @@ class Trainer:
             torch.cuda.set_device(device)
         self.device = device
         self.amp = config.amp and device.type == "cuda"
+        self.cpu_bf16 = config.cpu_bf16 and device.type == "cpu" and native_bf16()
+        self.channels_last = config.channels_last and device.type == "cpu"
+        if self.cpu_bf16:
+            log.info("bfloat16 autocast on this CPU (native bfloat16 instructions)")
 
         self.train_source, self.val_source = open_sources(config)
         self.num_classes = self.train_source.num_classes
@@ -144,6 +149,8 @@ class Trainer:
             self._resume()
         else:
             self._prepare_model()
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.net = distributed.wrap_model(self.model, self.ctx, device, config.sync_bn)
 
     # -- set-up -------------------------------------------------------------------------------------------
@@ -284,9 +291,12 @@ class Trainer:
         self.loss.set_progress(self.iteration, c.iters)
         for images, labels, *valid in batches:
             images = images.to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             labels = labels.to(self.device, non_blocking=True)
             valid = valid[0].to(self.device, non_blocking=True) if valid else None
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16 if self.cpu_bf16 else torch.float16,
+                                enabled=self.amp or self.cpu_bf16):
                 outputs = self.net(images)
                 loss, parts = self.loss(outputs, labels)
                 extra, extra_parts = self.extras(outputs, images, labels, valid, self.iteration)
