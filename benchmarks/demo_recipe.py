@@ -6,8 +6,8 @@ another, each scored on the 100 synthetic val scenes at 256×512:
     python benchmarks/demo_recipe.py --variants recipe    # one of them; the others' rows are kept
 
 Variants (cumulative): ``crops`` the previous recipe (128×256 crops at scales 0.75-1.5, colour jitter, batch 16,
-float32); ``whole`` whole 256×512 scenes at batch 4, no jitter; ``whole_bf16_nhwc`` with bfloat16 autocast (where
-the CPU has it) and channels-last; ``recipe`` with class weights (car 1.5, person and pole 4): the recipe the demo
+float32); ``whole`` whole 256×512 scenes at batch 4, no jitter; ``whole_bf16`` with bfloat16 autocast (where the
+CPU has it); ``recipe`` with class weights (car 1.5, person and pole 4): the recipe the demo
 uses (``edgeseg.train.config.SYNTHETIC_CPU_RECIPE``). Rows are merged by variant and seed into
 ``benchmarks/results/demo_recipe.json``, so variants can be run one at a time on a quiet machine; each row records
 the load average and the steps the budget gave. Wall-time budgets make the rows comparable only on one machine.
@@ -34,12 +34,12 @@ from edgeseg.train.trainer import Trainer
 
 log = logging.getLogger("benchmarks.demo_recipe")
 RESULTS = Path(__file__).resolve().parent / "results" / "demo_recipe.json"
-FLOAT32 = {"cpu_bf16": False, "channels_last": False}
+FLOAT32 = {"cpu_bf16": False}
 VARIANTS = {
     "crops": {"crop": (128, 256), "scales": (0.75, 1.5), "jitter": 0.3, "batch_size": 16, "class_weights": None,
               **FLOAT32},
     "whole": {"class_weights": None, **FLOAT32},
-    "whole_bf16_nhwc": {"class_weights": None},
+    "whole_bf16": {"class_weights": None},
     "recipe": {},
 }
 

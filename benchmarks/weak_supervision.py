@@ -87,7 +87,7 @@ def train_config(budget: Budget, weak: str, gcrf: bool, out: str, iters: int | N
     scale and colour jitter this benchmark was measured with."""
     recipe = {**SYNTHETIC_CPU_RECIPE, "loss": "ce", "crop": budget.crop, "batch_size": budget.batch_size,
               "workers": budget.workers, "seed": budget.seed, "warmup": budget.warmup, "scales": (0.75, 1.5),
-              "jitter": 0.3, "class_weights": None, "cpu_bf16": False, "channels_last": False}
+              "jitter": 0.3, "class_weights": None, "cpu_bf16": False}
     return TrainConfig(model=budget.model, out=out, iters=iters or budget.iters, weak=weak, weak_seed=budget.seed,
                        gcrf_weight=budget.gcrf_weight if gcrf else 0.0, gcrf_radius=budget.gcrf_radius,
                        gcrf_stride=budget.gcrf_stride, gcrf_sigma_xy=budget.gcrf_sigma_xy,

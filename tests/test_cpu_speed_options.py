@@ -1,10 +1,9 @@
-"""The CPU training options the synthetic recipe turns on: bfloat16 autocast only where the CPU has native
-bfloat16, and channels-last model and batches; a checkpoint trained so loads as any other."""
+"""The CPU training option the synthetic recipe turns on: bfloat16 autocast, only where the CPU has native
+bfloat16."""
 
 import pytest
 import torch
 
-from edgeseg.models import load_model
 from edgeseg.train import trainer as trainer_module
 from edgeseg.train.config import TrainConfig
 from edgeseg.train.cpu_features import cpu_flags, native_bf16
@@ -25,9 +24,9 @@ def test_no_flags_line_means_no_features():
 
 
 def _config(out, **kw):
-    return TrainConfig(model="lednet", data="synthetic:8", out=str(out), iters=2, batch_size=2, crop=(32, 64),
-                       workers=0, warmup=0, val_every=100, checkpoint_every=100, val_max_images=1, log_every=1,
-                       device="cpu", **kw)
+    base = dict(model="lednet", data="synthetic:8", out=str(out), iters=2, batch_size=2, crop=(32, 64), workers=0,
+                warmup=0, val_every=100, checkpoint_every=100, val_max_images=1, log_every=1, device="cpu")
+    return TrainConfig(**{**base, **kw})
 
 
 def _conv_output_dtypes(trainer):
@@ -52,19 +51,6 @@ def test_bf16_is_off_unless_asked(tmp_path, monkeypatch):
     assert _conv_output_dtypes(Trainer(_config(tmp_path))) == {torch.float32}
 
 
-def test_channels_last_trains_and_its_checkpoint_loads(tmp_path):
-    trainer = Trainer(_config(tmp_path, channels_last=True))
-    convs = [m.weight for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.dim() == 4
-             and m.weight.shape[1] > 1 and m.weight.shape[2] > 1]
-    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
-                         for w in convs)
-    trainer.run()
-    model, _, name = load_model(tmp_path / "last.pt")
-    assert name == "lednet"
-    with torch.no_grad():
-        assert model.eval()(torch.zeros(1, 3, 32, 64)).shape == (1, 8, 32, 64)
-
-
 def test_the_synthetic_recipe_is_valid_and_weights_the_thin_classes_most():
     from edgeseg.data.synthetic import CLASSES
     from edgeseg.train.config import SYNTHETIC_CPU_RECIPE
@@ -72,4 +58,5 @@ def test_the_synthetic_recipe_is_valid_and_weights_the_thin_classes_most():
     config = TrainConfig(**SYNTHETIC_CPU_RECIPE).resolved()
     weights = dict(zip(CLASSES, config.class_weights, strict=True))
     assert min(weights["person"], weights["pole"]) > max(w for c, w in weights.items() if c not in ("person", "pole"))
-    assert config.cpu_bf16 and config.channels_last
+    assert config.cpu_bf16
+

@@ -17,17 +17,14 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 
-# The CPU recipe for the built-in synthetic scenes (measured in benchmarks/train_synthetic.py, used by the demo):
-# whole 256×512 scenes at batch 4 (crops lose the thin classes, and a scale jitter makes them thinner still),
-# AdamW, OHEM with person and pole weighted 4 and car 1.5, bfloat16 autocast where the CPU has it and NHWC
-# (together 1.9× the steps of float32 NCHW on a 2-core AVX512-BF16 Xeon); validation and checkpoints only at the
-# end of a time-boxed run. In 5 minutes it takes every class past 50 IoU, where 128×256 crops at batch 16 left
-# pole at 0.
+# The CPU recipe for the built-in synthetic scenes (measured in benchmarks/demo_recipe.py, used by the demo):
+# whole 256×512 scenes at batch 4 (128×256 crops at scales 0.75-1.5 left person and pole unlearnt), AdamW, OHEM
+# with person and pole weighted 4 and car 1.5, bfloat16 autocast where the CPU has it (about 1.5× the steps of
+# float32); validation and checkpoints only at the end of a time-boxed run.
 SYNTHETIC_CPU_RECIPE = dict(data="synthetic", crop=(256, 512), scales=(1.0, 1.0), jitter=0.0, batch_size=4,
                             optimizer="adamw", lr=3e-3, weight_decay=1e-4, loss="ohem",
-                            class_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.5, 4.0, 4.0], cpu_bf16=True,
-                            channels_last=True, warmup=20, val_every=10**9, checkpoint_every=10**9, workers=2,
-                            seed=0)
+                            class_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.5, 4.0, 4.0], cpu_bf16=True, warmup=20,
+                            val_every=10**9, checkpoint_every=10**9, workers=2, seed=0)
 MIN_CROP = 16
 MAX_SIDE = 8192  # as edgeseg.cli.args.input_size: an 8K frame; more is a typo
 MAX_SCALE = 10.0
@@ -69,7 +66,6 @@ class TrainConfig:
     kd_pairwise_weight: float = 0.0
     amp: bool = True  # mixed precision (float16), on CUDA only
     cpu_bf16: bool = False  # bfloat16 autocast on a CPU with native bfloat16 (avx512_bf16, amx_bf16); else ignored
-    channels_last: bool = False  # NHWC model and batches on the CPU (oneDNN's faster convolutions)
     accumulate: int = 1
     checkpoint_every: int = 500
     val_every: int = 500
@@ -165,7 +161,7 @@ _FLOAT = {"lr": (0.0, None, True), "momentum": (0.0, 1.0, False), "weight_decay"
           "gcrf_start": (0.0, 1.0, False), "relax_wt_bound": (0.0, None, False),
           "class_uniform": (0.0, 1.0, False)}
 _OPT_FLOAT = ("aux_weight", "max_minutes", "relax_off")
-_BOOL = ("amp", "cpu_bf16", "channels_last", "sync_bn")
+_BOOL = ("amp", "cpu_bf16", "sync_bn")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 

@@ -117,7 +117,6 @@ class Trainer:
         self.device = device
         self.amp = config.amp and device.type == "cuda"
         self.cpu_bf16 = config.cpu_bf16 and device.type == "cpu" and native_bf16()
-        self.channels_last = config.channels_last and device.type == "cpu"
         if self.cpu_bf16:
             log.info("bfloat16 autocast on this CPU (native bfloat16 instructions)")
 
@@ -149,8 +148,6 @@ class Trainer:
             self._resume()
         else:
             self._prepare_model()
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         self.net = distributed.wrap_model(self.model, self.ctx, device, config.sync_bn)
 
     # -- set-up -------------------------------------------------------------------------------------------
@@ -291,8 +288,6 @@ class Trainer:
         self.loss.set_progress(self.iteration, c.iters)
         for images, labels, *valid in batches:
             images = images.to(self.device, non_blocking=True)
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
             labels = labels.to(self.device, non_blocking=True)
             valid = valid[0].to(self.device, non_blocking=True) if valid else None
             with torch.autocast(self.device.type, dtype=torch.bfloat16 if self.cpu_bf16 else torch.float16,
