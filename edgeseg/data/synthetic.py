@@ -7,8 +7,8 @@ building colours, thin poles, small distant people and cars, occlusion, texture,
 blur and sensor noise.
 
 Object sizes suit the default 256×512 frame and networks that predict at 1/8 of it (BiSeNet V2's head): the
-camera has a moderately long lens (:data:`METRE_AT_BOTTOM`), so the median person and pole are about 8 px wide,
-one cell of such a head, while a fifth of them, far away, are 4 px or less, as on a real camera.
+camera has a moderately long lens (:data:`METRE_AT_BOTTOM`), so the median row of a person or a pole is at least
+8 px wide, one cell of such a head, while distant ones, 3 px wide or less, remain, as on a real camera.
 """
 
 from __future__ import annotations
