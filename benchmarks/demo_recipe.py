@@ -66,8 +66,9 @@ def run_variant(name: str, minutes: float, seed: int, runs: Path, env: dict) -> 
 
 
 def merge(old: list[dict], new: list[dict]) -> list[dict]:
-    """``old`` rows with those of the same (variant, seed) replaced by ``new``, in VARIANTS order."""
-    keyed = {(r["variant"], r["seed"]): r for r in old + new}
+    """``old`` rows with those of the same (variant, seed) replaced by ``new``, in VARIANTS order; rows of a variant
+    this script no longer has are dropped."""
+    keyed = {(r["variant"], r["seed"]): r for r in old + new if r["variant"] in VARIANTS}
     order = list(VARIANTS)
     return sorted(keyed.values(), key=lambda r: (order.index(r["variant"]), r["seed"]))
 

@@ -36,6 +36,13 @@ RESULTS = HERE / "results" / "train_synthetic.json"
 RECIPE = SYNTHETIC_CPU_RECIPE
 
 
+def _model_steps(text: str) -> tuple[str, int]:
+    name, _, steps = text.partition("=")
+    if not name or not steps.isdigit() or int(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected MODEL=N with N a positive step count, got {text!r}")
+    return name, int(steps)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["bisenetv2", "lednet", "dfanet_b"])
@@ -44,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("runs/bench_train"))
     parser.add_argument("--keep", type=Path, help="copy each best checkpoint here as <model>.pt")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--steps", nargs="+", default=[], metavar="MODEL=N",
+    parser.add_argument("--steps", nargs="+", default=[], metavar="MODEL=N", type=_model_steps,
                         help="train MODEL exactly N steps instead of timing a probe and stopping at --minutes: on a "
                              "loaded machine, pass what a quiet one fits in --minutes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    fixed_steps = {k: int(v) for k, _, v in (item.partition("=") for item in args.steps)}
+    fixed_steps = dict(args.steps)
 
     rows = []
     for name in args.models:

@@ -59,4 +59,3 @@ def test_the_synthetic_recipe_is_valid_and_weights_the_thin_classes_most():
     weights = dict(zip(CLASSES, config.class_weights, strict=True))
     assert min(weights["person"], weights["pole"]) > max(w for c, w in weights.items() if c not in ("person", "pole"))
     assert config.cpu_bf16
-

@@ -41,21 +41,19 @@ def test_colour_alone_does_not_separate_classes():
     assert np.abs(road.mean(0) - walk.mean(0)).max() < 3 * (road.std(0) + walk.std(0)).max()
 
 
-
 def _row_runs(mask):
-    """Lengths of the horizontal runs of ``mask`` (the widths of its objects, row by row)."""
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1).ravel()
-    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+    """``(row, start, end)`` of every horizontal run of ``mask`` (its objects' widths, row by row)."""
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    return rows, starts, np.nonzero(edges == -1)[1]
 
 
 def _has_thin_tall_object(mask, width=3, rows=8):
     """Whether ``mask`` holds a vertical structure at most ``width`` px wide over ``rows`` rows (a distant pole
     or person; the tips of near ones' round shapes are not that tall)."""
     thin = np.zeros(mask.shape, bool)
-    for y, row in enumerate(mask):
-        edges = np.diff(np.pad(row, 1).astype(np.int8))
-        for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-            thin[y, start:end] = end - start <= width
+    for y, start, end in zip(*_row_runs(mask)):
+        thin[y, start:end] = end - start <= width
     count = np.cumsum(np.pad(thin, ((1, 0), (0, 0))), axis=0)
     return bool((count[rows:] - count[:-rows] == rows).any())
 
@@ -67,6 +65,6 @@ def test_people_and_poles_are_wide_enough_for_a_head_at_one_eighth_yet_some_are_
 
     labels = [render_scene(seed)[1] for seed in range(1_000_000, 1_000_020)]
     for cls in (PERSON, POLE):
-        runs = np.concatenate([_row_runs(lab == cls) for lab in labels])
+        runs = np.concatenate([end - start for _, start, end in (_row_runs(lab == cls) for lab in labels)])
         assert np.median(runs) >= 8, (CLASSES[cls], np.median(runs))
         assert sum(_has_thin_tall_object(lab == cls) for lab in labels) >= 3, CLASSES[cls]

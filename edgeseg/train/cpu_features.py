@@ -25,4 +25,3 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
 def native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether bfloat16 arithmetic runs natively here (elsewhere it would be emulated: no speed measured to gain)."""
     return bool(cpu_flags(cpuinfo) & BF16_FLAGS)
-
